@@ -1,0 +1,256 @@
+"""One typed configuration, loaded from ``params.yaml`` and validated at load time.
+
+``params.yaml`` holds the default settings at the top level and named override sets under
+``profiles``; the ``profile`` key selects one (``PRODRANK_PROFILE`` overrides it). The
+merged mapping is validated by pydantic with ``extra="forbid"``, so an unknown or
+ill-typed key fails with a message that names its full dotted path.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PARAMS_FILE = "params.yaml"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DriftConfig(Section):
+    """Knobs that shift the synthetic world, to demonstrate monitoring."""
+
+    category_shift: float = Field(0.0, ge=0, le=1)  # share of traffic moved to one department
+    new_vocabulary: float = Field(0.0, ge=0, le=1)  # share of queries using unseen slang
+    new_products: float = Field(0.0, ge=0, le=1)  # share of catalogue replaced by new items
+    price_shift: float = Field(0.0, ge=-0.9, le=5)  # relative price change
+
+
+class WorldConfig(Section):
+    """The simulated store used as the embedded default data set."""
+
+    n_products: int = Field(20_000, ge=50)
+    n_queries: int = Field(3_000, ge=10)
+    n_sessions: int = Field(40_000, ge=10)
+    list_size: int = Field(20, ge=2, le=200)  # results shown per search
+    candidate_pool: int = Field(30, ge=2)  # distinct products the production ranker may show
+    production_noise: float = Field(1.0, ge=0)  # noise of the logged ranker's scores
+    position_bias: float = Field(1.0, ge=0)  # examination prob = position ** -position_bias
+    click_base: float = Field(0.35, gt=0, le=1)  # click prob of an examined, perfect match
+    add_to_cart_rate: float = Field(0.25, gt=0, le=1)  # mean P(add to cart | click)
+    purchase_rate: float = Field(0.4, gt=0, le=1)  # mean P(purchase | add to cart)
+    synonym_rate: float = Field(0.3, ge=0, le=1)
+    abbreviation_rate: float = Field(0.2, ge=0, le=1)
+    misspelling_rate: float = Field(0.1, ge=0, le=1)
+    descriptive_rate: float = Field(0.15, ge=0, le=1)
+    days: int = Field(28, ge=1)  # time span of the simulated log
+    drift: DriftConfig = DriftConfig()
+
+
+class FileSource(Section):
+    path: str | None = None  # judgments or interactions table (CSV or Parquet)
+    catalog: str | None = None  # catalogue table; optional for judgments
+
+
+class HomeDepotSource(Section):
+    path: str = "../shared/data/home-depot-search-relevance/train.csv.zip"
+    min_distinct_grades: int = Field(2, ge=1)  # keep queries usable for NDCG
+
+
+class BestBuySource(Section):
+    dir: str = "../shared/data/bestbuy-small"
+    negatives_per_query: int = Field(20, ge=1)  # unclicked catalogue items sampled per query
+
+
+class DataConfig(Section):
+    source: Literal["synthetic", "judgments", "interactions", "home_depot", "bestbuy"] = "synthetic"
+    judgments: FileSource = FileSource()
+    interactions: FileSource = FileSource()
+    home_depot: HomeDepotSource = HomeDepotSource()
+    bestbuy: BestBuySource = BestBuySource()
+
+
+class SplitConfig(Section):
+    method: Literal["query", "time"] = "query"
+    valid_fraction: float = Field(0.1, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+
+
+class ValidationConfig(Section):
+    max_example_rows: int = Field(5, ge=1)
+
+
+class ScratchBertConfig(Section):
+    """A small BERT trained from scratch with a domain WordPiece vocabulary."""
+
+    vocab_size: int = Field(8_000, ge=200)
+    hidden_size: int = Field(128, ge=16)
+    num_hidden_layers: int = Field(2, ge=1)
+    num_attention_heads: int = Field(2, ge=1)
+    intermediate_size: int = Field(512, ge=16)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> "ScratchBertConfig":
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError("hidden_size must be a multiple of num_attention_heads")
+        return self
+
+
+class PretrainConfig(Section):
+    init: Literal["minilm", "scratch"] = "minilm"
+    enabled: bool = True  # false = fine-tune the starting checkpoint directly (ablation)
+    scratch: ScratchBertConfig = ScratchBertConfig()
+    max_length: int = Field(64, ge=8, le=512)
+    mask_prob: float = Field(0.15, gt=0, lt=1)
+    whole_word_masking: bool = True
+    steps: int = Field(200, ge=0)
+    head_warmup_steps: int = Field(40, ge=0)  # MLM head only, encoder frozen: a fair "before" perplexity
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    eval_texts: int = Field(512, ge=8)  # held-out texts for perplexity
+    eval_every: int = Field(50, ge=1)
+    max_texts: int = Field(100_000, ge=10)
+
+
+class TaskConfig(Section):
+    name: str
+    label: str  # column of the interactions table holding the target
+    kind: Literal["binary", "graded"] = "binary"
+
+
+class FieldBudget(Section):
+    """Token budget per product field in the cross-encoder input (0 drops the field)."""
+
+    title: int = Field(32, ge=0)
+    brand: int = Field(6, ge=0)
+    category: int = Field(8, ge=0)
+    attributes: int = Field(16, ge=0)
+    description: int = Field(24, ge=0)
+
+
+class TrainConfig(Section):
+    architecture: Literal["shared_bottom", "mmoe", "ple"] = "mmoe"
+    n_experts: int = Field(4, ge=1)  # shared experts (MMoE, PLE)
+    task_experts: int = Field(1, ge=1)  # task-specific experts per task (PLE)
+    expert_hidden: int = Field(256, ge=4)
+    tower_hidden: int = Field(64, ge=4)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    tasks: tuple[TaskConfig, ...] = (
+        TaskConfig(name="click", label="clicks"),
+        TaskConfig(name="add_to_cart", label="add_to_carts"),
+        TaskConfig(name="purchase", label="purchases"),
+    )
+    chaining: bool = True  # ESMM: p(task k) = p(task k-1) * p(task k | task k-1)
+    listwise_loss: Literal["none", "listnet", "lambdaloss"] = "listnet"
+    listwise_weight: float = Field(0.5, ge=0)
+    task_weighting: Literal["fixed", "uncertainty"] = "uncertainty"
+    task_weights: dict[str, float] = {}  # fixed weights; missing tasks weigh 1
+    score_weights: dict[str, float] = {"click": 1.0, "add_to_cart": 2.0, "purchase": 4.0}
+    query_max_tokens: int = Field(16, ge=1)
+    fields: FieldBudget = FieldBudget()
+    epochs: int = Field(2, ge=1)
+    max_steps: int = Field(0, ge=0)  # 0 = no cap
+    queries_per_batch: int = Field(2, ge=1)
+    candidates_per_query: int = Field(16, ge=2)  # sampled per query per step
+    learning_rate: float = Field(5e-5, gt=0)
+    head_learning_rate: float = Field(1e-3, gt=0)  # experts, gates and towers start fresh
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0)
+    eval_every: int = Field(100, ge=1)
+    patience: int = Field(3, ge=1)  # evaluations without validation NDCG gain before stopping
+    checkpoint_every: int = Field(50, ge=1)
+    max_train_queries: int = Field(0, ge=0)  # 0 = all
+    max_eval_queries: int = Field(200, ge=1)
+    score_batch_size: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _tasks_consistent(self) -> "TrainConfig":
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names) or not names:
+            raise ValueError(f"tasks must be a non-empty list of distinct names, got {names}")
+        for key in (*self.score_weights, *self.task_weights):
+            if key not in names:
+                raise ValueError(f"weight given for unknown task {key!r}; tasks are {names}")
+        if self.chaining and any(t.kind != "binary" for t in self.tasks):
+            raise ValueError("chaining needs binary tasks only")
+        return self
+
+
+class QualityGate(Section):
+    minimum: dict[str, float] = {}  # metric key in metrics.json -> minimum value
+    must_beat: tuple[str, ...] = ()  # baselines the model must beat on `gate_metric`
+    gate_metric: str = "click.ndcg@10"
+
+
+class EvaluateConfig(Section):
+    ks: tuple[int, ...] = (5, 10)
+    bootstrap_samples: int = Field(1000, ge=10)
+    baselines: tuple[str, ...] = ("random", "production", "popularity", "bm25")
+    max_test_queries: int = Field(0, ge=0)  # 0 = all
+    quality_gate: QualityGate = QualityGate()
+
+
+class RuntimeConfig(Section):
+    threads: int = Field(2, ge=1)
+
+
+class Config(Section):
+    profile: str = "default"
+    seed: int = 13
+    runtime: RuntimeConfig = RuntimeConfig()
+    data: DataConfig = DataConfig()
+    world: WorldConfig = WorldConfig()
+    split: SplitConfig = SplitConfig()
+    validation: ValidationConfig = ValidationConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+
+class ConfigError(ValueError):
+    """params.yaml is malformed; the message names each bad key."""
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve(raw: dict[str, Any], profile: str | None = None) -> Config:
+    """Apply the selected profile's overrides to ``raw`` and validate the result."""
+    raw = dict(raw)
+    profiles = raw.pop("profiles", {}) or {}
+    name = profile or os.environ.get("PRODRANK_PROFILE") or raw.get("profile", "default")
+    if name != "default":
+        if name not in profiles:
+            raise ConfigError(f"profile: unknown profile {name!r}; known: {['default', *profiles]}")
+        raw = _merge(raw, profiles[name])
+    raw["profile"] = name
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        lines = [
+            f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            + (f" (got {e['input']!r})" if e["type"] != "missing" else "")
+            for e in err.errors()
+        ]
+        raise ConfigError(f"invalid {PARAMS_FILE}:\n" + "\n".join(lines)) from None
+
+
+def load_config(path: str | Path = PARAMS_FILE, profile: str | None = None) -> Config:
+    with open(path, encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return resolve(raw, profile)

@@ -1,0 +1,48 @@
+"""The canonical tables every source is turned into, and the documented input formats.
+
+Every data source (the synthetic world, a judgments file, an interactions log, the real
+Home Depot / Best Buy adapters) is normalised into the same four Parquet tables in
+``data/raw/``. Everything downstream (validation, split, pretraining, training,
+evaluation) reads only these tables, so a new source only needs an adapter.
+
+=================  ============================================================
+table              columns (``?`` = may be absent / null)
+=================  ============================================================
+catalog            product_id:str, title:str, description?:str, brand?:str,
+                   category?:str, attributes?:str ("key: value; key: value"),
+                   price?:float, rating?:float, popularity?:float
+queries            query_id:str, query:str, frequency:str (head|torso|tail),
+                   gap_synonym:bool, gap_abbreviation:bool, gap_misspelling:bool,
+                   gap_descriptive:bool, timestamp?:datetime (first seen)
+interactions       query_id:str, product_id:str, impressions:int>=1,
+                   position:float>=1 (mean shown position), clicks:int,
+                   add_to_carts:int, purchases:int, grade?:float,
+                   timestamp?:datetime (first impression)
+relevance          query_id:str, product_id:str, relevance:int 0..3
+(evaluation only)  -- the synthetic world's ground truth; absent for real logs
+=================  ============================================================
+
+``interactions`` is aggregated to one row per (query, product) pair shown, because the
+cross-encoder scores pairs: the task targets are rates over impressions
+(``clicks / impressions`` ...), which is the maximum-likelihood target for a Bernoulli
+event per impression, and ``impressions`` is the example weight. The funnel holds per
+row: ``purchases <= add_to_carts <= clicks <= impressions``. Judgment sources have
+``grade`` (the raw grade) and zero counts with ``impressions = 1``.
+"""
+from __future__ import annotations
+
+CATALOG = "catalog"
+QUERIES = "queries"
+INTERACTIONS = "interactions"
+RELEVANCE = "relevance"
+TABLES = (CATALOG, QUERIES, INTERACTIONS, RELEVANCE)
+
+CATALOG_TEXT_FIELDS = ("title", "brand", "category", "attributes", "description")
+CATALOG_COLUMNS = ("product_id", *CATALOG_TEXT_FIELDS, "price", "rating", "popularity")
+GAP_TAGS = ("synonym", "abbreviation", "misspelling", "descriptive")
+QUERY_COLUMNS = ("query_id", "query", "frequency", *(f"gap_{t}" for t in GAP_TAGS))
+FREQUENCY_BUCKETS = ("head", "torso", "tail")
+COUNT_COLUMNS = ("impressions", "clicks", "add_to_carts", "purchases")
+INTERACTION_COLUMNS = ("query_id", "product_id", "position", *COUNT_COLUMNS)
+RELEVANCE_COLUMNS = ("query_id", "product_id", "relevance")
+SPLITS = ("train", "valid", "test")

@@ -1,0 +1,85 @@
+"""The pipeline stages, each one function: dvc.yaml (through the CLI), the Prefect flows
+and the tests all call these, so stage logic exists exactly once."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from prodrank import paths
+from prodrank.config import Config
+from prodrank.data.schema import SPLITS
+from prodrank.io import atomic_dir
+
+log = logging.getLogger(__name__)
+
+
+def read_tables(directory: str | Path) -> dict[str, pd.DataFrame]:
+    directory = Path(directory)
+    return {p.stem: pd.read_parquet(p) for p in sorted(directory.glob("*.parquet"))}
+
+
+def write_tables(tables: dict[str, pd.DataFrame], directory: str | Path) -> None:
+    """Write all tables into a fresh directory and swap it in only when every write worked."""
+    with atomic_dir(directory) as tmp:
+        for name, frame in tables.items():
+            frame.to_parquet(tmp / f"{name}.parquet", index=False)
+
+
+def ingest(cfg: Config, out_dir: str | Path = paths.RAW) -> dict[str, int]:
+    """Build the canonical raw tables from the configured source."""
+    if cfg.data.source == "synthetic":
+        from prodrank.data.world import generate_world
+
+        tables = generate_world(cfg.world, cfg.seed)
+    else:
+        from prodrank.data.ingest import ingest as ingest_source
+
+        tables = ingest_source(cfg.data, cfg.seed)
+    write_tables(tables, out_dir)
+    counts = {name: len(frame) for name, frame in tables.items()}
+    log.info("ingested %s into %s: %s", cfg.data.source, out_dir, counts)
+    return counts
+
+
+def validate(cfg: Config, raw_dir: str | Path = paths.RAW, reports_dir: str | Path = paths.VALIDATION_REPORTS) -> None:
+    """Run the GX suites on the raw tables; raises DataValidationError on failure."""
+    from prodrank.data.validate import check, validate_tables
+
+    report = validate_tables(read_tables(raw_dir), paths.SUITES, reports_dir, cfg.validation.max_example_rows)
+    check(report)
+    log.info("validation passed: %s", report.format().splitlines()[0] if report.format() else "ok")
+
+
+def split(cfg: Config, raw_dir: str | Path = paths.RAW, out_dir: str | Path = paths.PREPARED,
+          reports_dir: str | Path = paths.VALIDATION_REPORTS) -> dict[str, int]:
+    """Split by query, check for leakage with the splits suite, write data/prepared/."""
+    from prodrank.data.split import split_tables
+    from prodrank.data.validate import check, validate_splits
+
+    tables = read_tables(raw_dir)
+    splits = split_tables(tables, cfg.split, cfg.seed)
+    check(validate_splits(splits, paths.SUITES, reports_dir, cfg.validation.max_example_rows))
+    with atomic_dir(out_dir) as tmp:
+        tables["catalog"].to_parquet(tmp / "catalog.parquet", index=False)
+        for name in SPLITS:
+            (tmp / name).mkdir()
+            for table, frame in splits[name].items():
+                frame.to_parquet(tmp / name / f"{table}.parquet", index=False)
+    counts = {name: len(splits[name]["queries"]) for name in SPLITS}
+    log.info("split %d queries by %s: %s", sum(counts.values()), cfg.split.method, counts)
+    return counts
+
+
+def pretrain(cfg: Config) -> dict:
+    from prodrank.training.pretrain import pretrain as run
+
+    return run(cfg, paths.PREPARED, paths.PRETRAINED, paths.PLOTS / "pretrain.csv", paths.METRICS / "pretrain.json")
+
+
+def train(cfg: Config) -> dict:
+    from prodrank.training.finetune import finetune
+
+    return finetune(cfg, paths.PREPARED, paths.PRETRAINED, paths.RANKER, paths.PLOTS, paths.METRICS / "train.json",
+                    paths.CHECKPOINTS / "train")

@@ -1,0 +1,358 @@
+"""Multi-task fine-tuning of the cross-encoder (the ``train`` stage).
+
+The loop is deliberately thin: batches of query groups -> ``MultiTaskObjective`` ->
+AdamW step. Everything that makes it resumable is derived from the step number: the
+query order of epoch e is a permutation seeded by (seed, e) and candidate sampling at
+step s is seeded by (seed, s), so a killed run restored from its last checkpoint replays
+exactly the batches it would have seen.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+from transformers import AutoTokenizer, BertModel
+
+from prodrank.config import Config, TrainConfig
+from prodrank.io import atomic_dir, atomic_path, write_json
+from prodrank.metrics import ndcg_at_k
+from prodrank.models.encoder import EncodedBatch, InputBudget, PairEncoder
+from prodrank.models.losses import (
+    LISTWISE_LOSSES,
+    FixedTaskWeighting,
+    PointwiseBCE,
+    UncertaintyWeighting,
+)
+from prodrank.models.multitask import HeadConfig
+from prodrank.models.ranker import CrossEncoderRanker, LoadedRanker, save_ranker
+from prodrank.training.distributed import DistContext, init_distributed, shutdown_distributed
+from prodrank.training.groups import QueryGroup, build_groups, grade_range, load_split, product_fields
+from prodrank.training.schedule import linear_warmup_decay, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """A global batch of sampled query groups, flattened to pairs."""
+
+    queries: list[str]
+    product_ids: list[str]
+    targets: torch.Tensor  # [B, T]
+    weights: torch.Tensor  # [B]
+    slot_query: torch.Tensor  # [B] index of the pair's query within the batch
+    slot_item: torch.Tensor  # [B] index of the pair within its query's list
+    n_queries: int
+
+
+def sample_batch(groups: list[QueryGroup], candidates: int, rng: np.random.Generator) -> Batch:
+    queries, pids, targets, weights, slot_q, slot_i = [], [], [], [], [], []
+    for q, group in enumerate(groups):
+        n = len(group.product_ids)
+        # uniform subsampling keeps the BCE targets unbiased (no positive oversampling)
+        idx = np.sort(rng.choice(n, size=candidates, replace=False)) if n > candidates else np.arange(n)
+        queries += [group.query] * len(idx)
+        pids += group.product_ids[idx].tolist()
+        targets.append(group.targets[idx])
+        weights.append(group.weights[idx])
+        slot_q += [q] * len(idx)
+        slot_i += list(range(len(idx)))
+    return Batch(
+        queries,
+        pids,
+        torch.tensor(np.concatenate(targets), dtype=torch.float32),
+        torch.tensor(np.concatenate(weights), dtype=torch.float32),
+        torch.tensor(slot_q),
+        torch.tensor(slot_i),
+        len(groups),
+    )
+
+
+def shard(batch: Batch, ctx: DistContext) -> Batch:
+    """The rank's share of a global batch: queries rank, rank + world, ..."""
+    if not ctx.enabled:
+        return batch
+    keep = (batch.slot_query % ctx.world_size) == ctx.rank
+    kept_queries = torch.unique(batch.slot_query[keep])
+    remap = torch.full((batch.n_queries,), -1, dtype=torch.long)
+    remap[kept_queries] = torch.arange(len(kept_queries))
+    idx = keep.nonzero().squeeze(1).tolist()
+    return Batch(
+        [batch.queries[i] for i in idx],
+        [batch.product_ids[i] for i in idx],
+        batch.targets[keep],
+        batch.weights[keep],
+        remap[batch.slot_query[keep]],
+        batch.slot_item[keep],
+        len(kept_queries),
+    )
+
+
+class MultiTaskObjective(nn.Module):
+    """Ranker plus its losses; one module so DistributedDataParallel wraps all trainables."""
+
+    def __init__(self, model: CrossEncoderRanker, config: TrainConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.tasks = model.tasks
+        self.bce = PointwiseBCE()
+        self.listwise = LISTWISE_LOSSES[config.listwise_loss]() if config.listwise_loss != "none" else None
+        self.listwise_weight = config.listwise_weight
+        self.weighting = (
+            UncertaintyWeighting(self.tasks)
+            if config.task_weighting == "uncertainty"
+            else FixedTaskWeighting(self.tasks, config.task_weights)
+        )
+
+    def forward(
+        self, encoded: EncodedBatch, batch: Batch, normalizers: dict[str, float]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        output = self.model(encoded)
+        task_losses, parts = {}, {}
+        shape = (max(batch.n_queries, 1), int(batch.slot_item.max()) + 1 if len(batch.slot_item) else 1)
+        mask = torch.zeros(shape, dtype=torch.bool)
+        mask[batch.slot_query, batch.slot_item] = True
+        for t, task in enumerate(self.tasks):
+            target = batch.targets[:, t]
+            loss = self.bce(output.log_p[task], output.log_not_p[task], target, batch.weights, normalizers["bce"])
+            parts[f"{task}/bce"] = loss.detach()
+            if self.listwise is not None:
+                scores = torch.zeros(shape).index_put((batch.slot_query, batch.slot_item), output.log_p[task])
+                gains = torch.zeros(shape).index_put((batch.slot_query, batch.slot_item), target)
+                listwise = self.listwise(scores, gains, mask, normalizers[f"{task}/listwise"])
+                parts[f"{task}/listwise"] = listwise.detach()
+                loss = loss + self.listwise_weight * listwise
+            task_losses[task] = loss
+        total = self.weighting(task_losses)
+        return total, parts
+
+
+def global_normalizers(batch: Batch, tasks: tuple[str, ...], world_size: int) -> dict[str, float]:
+    """Loss denominators over the global batch, divided by the world size because
+    DistributedDataParallel averages (not sums) gradients over ranks."""
+    norms = {"bce": float(batch.weights.sum().clamp_min(1e-12)) / world_size}
+    informative = torch.zeros((batch.n_queries, len(tasks)))
+    informative.index_add_(0, batch.slot_query, (batch.targets > 0).float())
+    for t, task in enumerate(tasks):
+        norms[f"{task}/listwise"] = max(1.0, float((informative[:, t] > 0).sum())) / world_size
+    return norms
+
+
+def evaluate_groups(ranker: LoadedRanker, groups: list[QueryGroup], products: dict, k: int, batch_size: int) -> float:
+    """Mean NDCG@k of the ranking score over groups with any gain."""
+    queries = [g.query for g in groups for _ in g.product_ids]
+    pids = [p for g in groups for p in g.product_ids]
+    scores = ranker.score(queries, pids, products, batch_size=batch_size)["score"]
+    values, start = [], 0
+    for g in groups:
+        end = start + len(g.product_ids)
+        value = ndcg_at_k(g.gains, scores[start:end], k)
+        if not math.isnan(value):
+            values.append(value)
+        start = end
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _fingerprint(cfg: Config, paths: list[Path]) -> str:
+    digest = hashlib.sha256(json.dumps([cfg.seed, cfg.train.model_dump(mode="json")], sort_keys=True).encode())
+    for path in paths:
+        for file in sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]:
+            digest.update(file.name.encode())
+            digest.update(hashlib.md5(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def build_model(cfg: TrainConfig, init_dir: Path) -> tuple[CrossEncoderRanker, PairEncoder]:
+    encoder = BertModel.from_pretrained(init_dir, add_pooling_layer=False)
+    head = HeadConfig(
+        input_size=encoder.config.hidden_size,
+        tasks=tuple(t.name for t in cfg.tasks),
+        architecture=cfg.architecture,
+        n_experts=cfg.n_experts,
+        task_experts=cfg.task_experts,
+        expert_hidden=cfg.expert_hidden,
+        tower_hidden=cfg.tower_hidden,
+        dropout=cfg.dropout,
+        chaining=cfg.chaining,
+        score_weights=dict(cfg.score_weights),
+    )
+    tokenizer = AutoTokenizer.from_pretrained(init_dir)
+    budget = InputBudget(cfg.query_max_tokens, cfg.fields.model_dump())
+    return CrossEncoderRanker(encoder, head), PairEncoder(tokenizer, budget)
+
+
+def _optimizer(objective: MultiTaskObjective, cfg: TrainConfig) -> torch.optim.Optimizer:
+    encoder_decay, encoder_no_decay, head = [], [], []
+    for name, param in objective.named_parameters():
+        if name.startswith("model.encoder."):
+            # no weight decay on biases and LayerNorm, as in BERT's own recipe
+            (encoder_no_decay if param.ndim == 1 else encoder_decay).append(param)
+        else:
+            head.append(param)
+    return torch.optim.AdamW(
+        [
+            {"params": encoder_decay, "lr": cfg.learning_rate, "weight_decay": cfg.weight_decay},
+            {"params": encoder_no_decay, "lr": cfg.learning_rate, "weight_decay": 0.0},
+            {"params": head, "lr": cfg.head_learning_rate, "weight_decay": cfg.weight_decay},
+        ]
+    )
+
+
+def _write_plots(history: dict[str, list[dict]], plots_dir: Path) -> None:
+    for name, rows in history.items():
+        if rows:
+            with atomic_path(plots_dir / f"{name}.csv") as tmp:
+                pd.DataFrame(rows).to_csv(tmp, index=False)
+
+
+def finetune(
+    cfg: Config,
+    prepared_dir: str | Path,
+    init_dir: str | Path,
+    out_dir: str | Path,
+    plots_dir: str | Path,
+    metrics_path: str | Path,
+    checkpoint_dir: str | Path,
+) -> dict:
+    """Train the multi-task ranker; save the best-on-validation model to ``out_dir``."""
+    tcfg = cfg.train
+    ctx = init_distributed()
+    torch.set_num_threads(cfg.runtime.threads)
+    seed_everything(cfg.seed)
+    prepared_dir, init_dir, checkpoint_dir = Path(prepared_dir), Path(init_dir), Path(checkpoint_dir)
+    tasks = tuple(t.name for t in tcfg.tasks)
+
+    products = product_fields(pd.read_parquet(prepared_dir / "catalog.parquet"))
+    train, valid = load_split(prepared_dir, "train"), load_split(prepared_dir, "valid")
+    grades = grade_range(train["interactions"], tcfg.tasks)
+    train_groups = build_groups(train["interactions"], train["queries"], tcfg.tasks, tcfg.score_weights, grades)
+    valid_groups = build_groups(valid["interactions"], valid["queries"], tcfg.tasks, tcfg.score_weights, grades)
+    rng = np.random.default_rng(cfg.seed)
+    if tcfg.max_train_queries and len(train_groups) > tcfg.max_train_queries:
+        train_groups = [train_groups[i] for i in np.sort(rng.choice(len(train_groups), tcfg.max_train_queries, replace=False))]
+    valid_groups = [g for g in valid_groups if g.gains.max() > 0]
+    if len(valid_groups) > tcfg.max_eval_queries:
+        valid_groups = [valid_groups[i] for i in np.sort(rng.choice(len(valid_groups), tcfg.max_eval_queries, replace=False))]
+    if not train_groups or not valid_groups:
+        raise ValueError(f"need training and validation queries, got {len(train_groups)} and {len(valid_groups)}")
+
+    model, pair_encoder = build_model(tcfg, init_dir)
+    objective = MultiTaskObjective(model, tcfg)
+    optimizer = _optimizer(objective, tcfg)
+    steps_per_epoch = math.ceil(len(train_groups) / tcfg.queries_per_batch)
+    total_steps = tcfg.epochs * steps_per_epoch
+    if tcfg.max_steps:
+        total_steps = min(total_steps, tcfg.max_steps)
+    scheduler = linear_warmup_decay(optimizer, int(tcfg.warmup_ratio * total_steps), total_steps)
+
+    fingerprint = _fingerprint(cfg, [prepared_dir / "train", prepared_dir / "valid", init_dir / "model.safetensors"])
+    state_path = checkpoint_dir / "state.pt"
+    best_dir = checkpoint_dir / "best"
+    state = {
+        "step": 0, "best_metric": -1.0, "best_step": -1, "bad_evals": 0, "stopped_early": False,
+        "history": {"train_loss": [], "valid_ndcg": []},
+    }
+    if state_path.exists():
+        saved = torch.load(state_path, weights_only=True)
+        if saved["fingerprint"] == fingerprint:
+            objective.load_state_dict(saved["objective"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            state = saved["progress"]
+            log.info("resuming from %s at step %d of %d", state_path, state["step"], total_steps)
+        else:
+            log.info("ignoring checkpoint %s: config or data changed", state_path)
+    trainable = DistributedDataParallel(objective) if ctx.enabled else objective
+
+    def save_checkpoint() -> None:
+        if ctx.is_main:
+            payload = {
+                "fingerprint": fingerprint,
+                "objective": objective.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "progress": state,
+            }
+            with atomic_path(state_path) as tmp:
+                torch.save(payload, tmp)
+
+    pair_encoder.encode_products(products)
+    log.info(
+        "training %s (%s, chaining=%s, listwise=%s, weighting=%s) on %d queries for %d steps, %d process(es)",
+        "/".join(tasks), tcfg.architecture, tcfg.chaining, tcfg.listwise_loss, tcfg.task_weighting,
+        len(train_groups), total_steps, ctx.world_size,
+    )
+    progress = tqdm(total=total_steps, initial=state["step"], desc="train", disable=not ctx.is_main)
+    objective.train()
+    while state["step"] < total_steps and not state["stopped_early"]:
+        step = state["step"]
+        epoch, position = divmod(step, steps_per_epoch)
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_groups))
+        chosen = [train_groups[i] for i in order[position * tcfg.queries_per_batch : (position + 1) * tcfg.queries_per_batch]]
+        global_batch = sample_batch(chosen, tcfg.candidates_per_query, np.random.default_rng([cfg.seed, 1_000_003, step]))
+        normalizers = global_normalizers(global_batch, tasks, ctx.world_size)
+        batch = shard(global_batch, ctx)
+        encoded = pair_encoder.encode(batch.queries, batch.product_ids)
+        loss, parts = trainable(encoded, batch, normalizers)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(objective.parameters(), tcfg.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        state["step"] = step + 1
+        row = {"step": state["step"], "loss": float(loss.detach()), "grad_norm": float(grad_norm)}
+        row.update({k: float(v) for k, v in parts.items()})
+        row.update({f"{t}/weight": w for t, w in objective.weighting.current_weights().items()})
+        state["history"]["train_loss"].append(row)
+        progress.update(1)
+        progress.set_postfix(loss=f"{row['loss']:.4f}")
+
+        if state["step"] % tcfg.eval_every == 0 or state["step"] == total_steps:
+            metric = evaluate_groups(LoadedRanker(model, pair_encoder), valid_groups, products, 10, tcfg.score_batch_size)
+            model.train()
+            state["history"]["valid_ndcg"].append({"step": state["step"], "ndcg@10": metric})
+            log.info("step %d: validation NDCG@10 = %.4f (best %.4f)", state["step"], metric, state["best_metric"])
+            if metric > state["best_metric"]:
+                state.update(best_metric=metric, best_step=state["step"], bad_evals=0)
+                if ctx.is_main:
+                    with atomic_dir(best_dir) as tmp:
+                        save_ranker(model, pair_encoder, tmp)
+            else:
+                state["bad_evals"] += 1
+            if state["bad_evals"] >= tcfg.patience:
+                log.info("early stopping at step %d: no gain in %d evaluations", state["step"], tcfg.patience)
+                state["stopped_early"] = True
+        if state["step"] % tcfg.checkpoint_every == 0 or state["stopped_early"] or state["step"] == total_steps:
+            save_checkpoint()
+    progress.close()
+
+    summary = {
+        "best_valid_ndcg@10": state["best_metric"],
+        "best_step": state["best_step"],
+        "steps": state["step"],
+        "total_steps": total_steps,
+        "stopped_early": state["stopped_early"],
+        "train_queries": len(train_groups),
+        "valid_queries": len(valid_groups),
+        "world_size": ctx.world_size,
+        "final_task_weights": objective.weighting.current_weights(),
+    }
+    if ctx.is_main:
+        _write_plots(state["history"], Path(plots_dir))
+        with atomic_dir(out_dir) as tmp:
+            shutil.copytree(best_dir, tmp, dirs_exist_ok=True)
+        write_json(summary, metrics_path)
+    ctx.barrier()
+    shutdown_distributed(ctx)
+    return summary
