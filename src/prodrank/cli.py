@@ -22,6 +22,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("split", help="split data/raw by query into data/prepared")
     sub.add_parser("pretrain", help="domain-adaptive MLM pretraining")
     sub.add_parser("train", help="multi-task fine-tuning of the cross-encoder")
+    ev = sub.add_parser("evaluate", help="model vs baselines on the test split, or on an outside data set")
+    ev.add_argument("--judgments", help="judgments table (docs/data_formats.md)")
+    ev.add_argument("--interactions", help="interactions log (docs/data_formats.md)")
+    ev.add_argument("--catalog", help="catalogue table for --interactions (optional for --judgments)")
+    ev.add_argument("--model", default=str(paths.RANKER), help="saved ranker directory")
+    ev.add_argument("--out", default="reports/external", help="where an outside evaluation is written")
     sub.add_parser("config", help="print the resolved, validated configuration")
     return parser
 
@@ -32,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for noisy in ("great_expectations", "httpx", "urllib3", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from prodrank import stages
     from prodrank.data.validate import DataValidationError
+    from prodrank.evaluation.evaluate import QualityGateError
 
     try:
         cfg = load_config(args.params, args.profile)
@@ -41,9 +50,13 @@ def main(argv: list[str] | None = None) -> int:
             print(cfg.model_dump_json(indent=2))
         elif args.command == "generate":
             stages.ingest(cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": "synthetic"})}), args.out)
+        elif args.command == "evaluate" and (args.judgments or args.interactions):
+            stages.evaluate_external(cfg, args.judgments, args.interactions, args.catalog, args.model, args.out)
         else:
             getattr(stages, args.command)(cfg)
-    except (ConfigError, DataValidationError, ValueError, FileNotFoundError, KeyError) as err:
+    except (ConfigError, DataValidationError, QualityGateError, ValueError, FileNotFoundError, KeyError) as err:
+        if args.verbose:
+            raise
         print(f"prodrank {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

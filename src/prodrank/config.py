@@ -1,13 +1,13 @@
 """One typed configuration, loaded from ``params.yaml`` and validated at load time.
 
 ``params.yaml`` holds the default settings at the top level and named override sets under
-``profiles``; the ``profile`` key selects one (``PRODRANK_PROFILE`` overrides it). The
+``profiles``; the ``profile`` key selects one (``--profile`` on the command line overrides it; DVC
+tracks only the key, so pipelines switch profile with ``dvc exp run -S profile=tiny``). The
 merged mapping is validated by pydantic with ``extra="forbid"``, so an unknown or
 ill-typed key fails with a message that names its full dotted path.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -191,7 +191,7 @@ class QualityGate(Section):
 class EvaluateConfig(Section):
     ks: tuple[int, ...] = (5, 10)
     bootstrap_samples: int = Field(1000, ge=10)
-    baselines: tuple[str, ...] = ("random", "production", "popularity", "bm25")
+    baselines: tuple[str, ...] = ("random", "production", "popularity", "bm25", "minilm_biencoder", "lambdamart")
     max_test_queries: int = Field(0, ge=0)  # 0 = all
     quality_gate: QualityGate = QualityGate()
 
@@ -217,11 +217,15 @@ class ConfigError(ValueError):
     """params.yaml is malformed; the message names each bad key."""
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def _merge(base: dict[str, Any], override: dict[str, Any], section: type[BaseModel]) -> dict[str, Any]:
+    """Overlay a profile on the defaults: sections merge key by key, values (numbers,
+    lists, and plain mappings such as ``score_weights``) are replaced whole."""
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+        field = section.model_fields.get(key)
+        sub = field.annotation if field is not None else None
+        if isinstance(sub, type) and issubclass(sub, Section) and isinstance(value, dict):
+            merged[key] = _merge(merged.get(key) or {}, value, sub)
         else:
             merged[key] = value
     return merged
@@ -231,11 +235,11 @@ def resolve(raw: dict[str, Any], profile: str | None = None) -> Config:
     """Apply the selected profile's overrides to ``raw`` and validate the result."""
     raw = dict(raw)
     profiles = raw.pop("profiles", {}) or {}
-    name = profile or os.environ.get("PRODRANK_PROFILE") or raw.get("profile", "default")
+    name = profile or raw.get("profile", "default")
     if name != "default":
         if name not in profiles:
             raise ConfigError(f"profile: unknown profile {name!r}; known: {['default', *profiles]}")
-        raw = _merge(raw, profiles[name])
+        raw = _merge(raw, profiles[name], Config)
     raw["profile"] = name
     try:
         return Config.model_validate(raw)

@@ -83,3 +83,27 @@ def train(cfg: Config) -> dict:
 
     return finetune(cfg, paths.PREPARED, paths.PRETRAINED, paths.RANKER, paths.PLOTS, paths.METRICS / "train.json",
                     paths.CHECKPOINTS / "train")
+
+
+def evaluate(cfg: Config) -> dict:
+    """Model vs baselines on the test split; raises QualityGateError when the gate fails."""
+    from prodrank.evaluation.evaluate import evaluate_split
+
+    return evaluate_split(cfg, paths.PREPARED, paths.RANKER, paths.METRICS / "evaluate.json",
+                          paths.EVALUATION_REPORTS, paths.PLOTS)
+
+
+def evaluate_external(cfg: Config, judgments: str | None, interactions: str | None, catalog: str | None,
+                      ranker_dir: str | Path, out_dir: str | Path) -> dict:
+    """`prodrank evaluate --judgments FILE` / `--interactions FILE --catalog FILE`."""
+    from prodrank.data.ingest import load_interactions, load_judgments
+    from prodrank.evaluation.evaluate import evaluate_tables
+
+    if judgments:
+        tables, source = load_judgments(judgments, catalog), judgments
+    elif interactions and catalog:
+        tables, source = load_interactions(interactions, catalog), interactions
+    else:
+        raise ValueError("give --judgments FILE [--catalog FILE], or --interactions FILE --catalog FILE")
+    out_dir = Path(out_dir)
+    return evaluate_tables(cfg, tables, Path(ranker_dir), out_dir / "metrics.json", out_dir, f"prodrank evaluation — {source}")

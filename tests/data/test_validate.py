@@ -101,21 +101,20 @@ def test_valid_tables_pass_and_reports_are_written(tmp_path):
 
 def test_null_and_duplicate_product_ids(tmp_path):
     catalog = make_tables()["catalog"]
-    catalog.loc[1, "product_id"] = None
-    catalog.loc[3, "product_id"] = "p1"
-    report = run(tmp_path, catalog=catalog)
+    extra = pd.DataFrame({"product_id": [None, "p1"], "title": ["Orphan Shelf", "Drill Kit (duplicate id)"]})
+    report = run(tmp_path, catalog=pd.concat([catalog, extra], ignore_index=True))
     assert not report.success
     nulls = failure(report, "catalog", "expect_column_values_to_not_be_null", "product_id")
     assert nulls.unexpected_count == 1
-    assert nulls.examples[0]["row"] == 1 and nulls.examples[0]["title"] == "Claw Hammer 16 oz"
+    assert nulls.examples[0]["row"] == 5 and nulls.examples[0]["title"] == "Orphan Shelf"
     dupes = failure(report, "catalog", "expect_column_values_to_be_unique", "product_id")
     assert dupes.unexpected_count == 2
     # the example rows show whole rows, not only the offending value
-    assert {ex["title"] for ex in dupes.examples} == {"18V Cordless Drill", "Wood Screws #8 (100-pack)"}
+    assert {ex["title"] for ex in dupes.examples} == {"18V Cordless Drill", "Drill Kit (duplicate id)"}
     text = report.format()
     assert "expect_column_values_to_not_be_null on column 'product_id'" in text
-    assert "expect_column_values_to_be_unique on column 'product_id': 2 unexpected of 5 rows" in text
-    assert "title='Wood Screws #8 (100-pack)'" in text
+    assert "expect_column_values_to_be_unique on column 'product_id': 2 unexpected of 7 rows" in text
+    assert "title='Drill Kit (duplicate id)'" in text
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
     assert summary["success"] is False and summary["failed_suites"] == ["catalog"]
 

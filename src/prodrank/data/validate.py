@@ -34,9 +34,10 @@ import math
 import os
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -239,8 +240,8 @@ def validate_tables(
         if name not in present:
             continue
         df = present[name]
-        is_judgments = (name == INTERACTIONS and "grade" in df.columns
-                        and bool(df["grade"].notna().any()))
+        is_judgments = (name == INTERACTIONS and isinstance(df, pd.DataFrame)
+                        and "grade" in df.columns and bool(df["grade"].notna().any()))
         suite_names = [name] + ([JUDGMENTS_SUITE] if is_judgments else [])
         if schema_errors[name]:
             for suite_name in suite_names:
@@ -514,7 +515,8 @@ class _Runner:
             messages = [str(i.get("exception_message")) for i in infos
                         if isinstance(i, dict) and i.get("raised_exception")]
             if messages:
-                f.message = "could not be evaluated: " + "; ".join(dict.fromkeys(messages))
+                f.message = ("could not be evaluated (are the values of the expected type?): "
+                             + "; ".join(dict.fromkeys(messages)))
         if not f.message and f.unexpected_count is None and "observed_value" in result:
             f.message = f"observed {_short(f.observed_value)}"
         index = result.get("partial_unexpected_index_list") or []
@@ -604,12 +606,11 @@ def _describe_kwargs(kwargs: Mapping[str, Any]) -> str:
 
 def _format_skipped(skipped: list[dict[str, Any]]) -> str:
     optional: list[str] = []
-    n_optional = 0
     by_reason: dict[str, int] = {}
     for s in skipped:
-        if s["reason"].startswith("optional column"):
-            n_optional += 1
-            optional.extend(c for c in s["columns"] if c not in optional and s["reason"].find(f"'{c}'") >= 0)
+        absent = re.findall(r"optional column '([^']+)' not present", s["reason"])
+        if absent:
+            optional.extend(c for c in absent if c not in optional)
         else:
             by_reason[s["reason"]] = by_reason.get(s["reason"], 0) + 1
     parts = [f"{n} x {reason}" if n > 1 else reason for reason, n in by_reason.items()]

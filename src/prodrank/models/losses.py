@@ -148,4 +148,4 @@ class UncertaintyWeighting(nn.Module):
         )
 
     def current_weights(self) -> dict[str, float]:
-        return {t: float(torch.exp(-self.log_variance[i])) for i, t in enumerate(self.tasks)}
+        return {t: float(torch.exp(-self.log_variance[i].detach())) for i, t in enumerate(self.tasks)}

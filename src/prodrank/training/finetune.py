@@ -270,6 +270,7 @@ def finetune(
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
             state = saved["progress"]
+            torch.set_rng_state(saved["torch_rng"])  # dropout masks continue as if never stopped
             log.info("resuming from %s at step %d of %d", state_path, state["step"], total_steps)
         else:
             log.info("ignoring checkpoint %s: config or data changed", state_path)
@@ -283,11 +284,14 @@ def finetune(
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "progress": state,
+                "torch_rng": torch.get_rng_state(),
             }
             with atomic_path(state_path) as tmp:
                 torch.save(payload, tmp)
 
-    pair_encoder.encode_products(products)
+    # tokenise only the products these queries show, not the whole catalogue
+    shown = {p for g in train_groups + valid_groups for p in g.product_ids}
+    pair_encoder.encode_products({pid: products[pid] for pid in shown})
     log.info(
         "training %s (%s, chaining=%s, listwise=%s, weighting=%s) on %d queries for %d steps, %d process(es)",
         "/".join(tasks), tcfg.architecture, tcfg.chaining, tcfg.listwise_loss, tcfg.task_weighting,
@@ -311,7 +315,7 @@ def finetune(
         optimizer.step()
         scheduler.step()
         state["step"] = step + 1
-        row = {"step": state["step"], "loss": float(loss.detach()), "grad_norm": float(grad_norm)}
+        row = {"step": state["step"], "loss": loss.item(), "grad_norm": grad_norm.item()}
         row.update({k: float(v) for k, v in parts.items()})
         row.update({f"{t}/weight": w for t, w in objective.weighting.current_weights().items()})
         state["history"]["train_loss"].append(row)

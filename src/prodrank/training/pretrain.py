@@ -161,7 +161,7 @@ def _run_steps(model, tokenizer, texts, cfg: PretrainConfig, steps: int, params,
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
-        row = {"step": step_offset + step + 1, "phase": phase, "train_loss": float(loss)}
+        row = {"step": step_offset + step + 1, "phase": phase, "train_loss": loss.item()}
         if (step + 1) % cfg.eval_every == 0 or step + 1 == steps:
             row["heldout_perplexity"] = heldout_perplexity(model, tokenizer, heldout, cfg, seed)
             log.info("pretrain %s step %d: held-out perplexity %.2f", phase, step + 1, row["heldout_perplexity"])

@@ -1,0 +1,259 @@
+"""The ``evaluate`` stage: the model and every baseline on the same held-out queries.
+
+Per task (click, add-to-cart, purchase or a graded task) and method: NDCG@k, MRR and MAP
+per query (gains = the task's event rate, so a pair clicked on every impression counts
+more than one clicked once in ten), and a global AUC over pairs. Where the data has true
+relevance (the synthetic world; graded judgments) the graded NDCG against it is
+reported too, with the oracle ranking as the ceiling. 95 % bootstrap intervals are taken
+over queries, and each baseline is compared with the model by a paired randomisation
+(sign-flip) test on per-query differences.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from prodrank.config import Config
+from prodrank.data.schema import FREQUENCY_BUCKETS, GAP_TAGS
+from prodrank.evaluation.baselines import BASELINES, EvalSet
+from prodrank.io import atomic_path, write_json, write_text
+from prodrank.metrics import per_query_metrics
+from prodrank.training.groups import grade_range, product_fields, task_targets
+
+log = logging.getLogger(__name__)
+MODEL = "prodrank"
+ORACLE = "oracle"
+GRADED = "relevance_true"
+
+
+class QualityGateError(RuntimeError):
+    """The model fell short of params.yaml's evaluate.quality_gate."""
+
+
+@dataclass
+class Evaluation:
+    per_query: pd.DataFrame  # query_id, method, target, metric, value
+    auc: dict[str, dict[str, float]]  # method -> target -> AUC
+    queries: pd.DataFrame  # query_id + slice columns
+
+
+def load_eval_pairs(prepared_dir: Path, split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    directory = prepared_dir / split
+    queries = pd.read_parquet(directory / "queries.parquet")
+    pairs = pd.read_parquet(directory / "interactions.parquet").merge(queries[["query_id", "query"]], on="query_id")
+    relevance_path = directory / "relevance.parquet"
+    if relevance_path.exists():
+        relevance = pd.read_parquet(relevance_path)
+        pairs = pairs.merge(relevance, on=["query_id", "product_id"], how="left")
+    return pairs.sort_values(["query_id", "product_id"], kind="stable").reset_index(drop=True), queries
+
+
+def evaluation_targets(cfg: Config, pairs: pd.DataFrame, train_pairs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Gains per evaluation target: each task's label, and true relevance where known."""
+    # an outside data set may lack a task's label (judgments have no clicks): skip that task
+    tasks = tuple(t for t in cfg.train.tasks if t.label in pairs.columns and pairs[t.label].notna().all())
+    targets = task_targets(pairs, tasks, grade_range(train_pairs, tasks))
+    out = {task.name: targets[:, i] for i, task in enumerate(tasks)}
+    if "relevance" in pairs.columns and pairs["relevance"].notna().all():
+        out[GRADED] = pairs["relevance"].to_numpy(dtype=np.float64)
+    return out
+
+
+def compute_metrics(pairs: pd.DataFrame, scores: dict[str, np.ndarray], targets: dict[str, np.ndarray],
+                    ks: tuple[int, ...]) -> tuple[pd.DataFrame, dict]:
+    rows, auc = [], {}
+    groups = pairs.groupby("query_id", sort=False).indices
+    for method, score in scores.items():
+        auc[method] = {}
+        for target, gains in targets.items():
+            binary = gains > 0
+            if 0 < binary.sum() < len(binary):
+                auc[method][target] = float(roc_auc_score(binary, score))
+            for qid, idx in groups.items():
+                for metric, value in per_query_metrics(gains[idx], score[idx], ks).items():
+                    if not math.isnan(value):
+                        rows.append((qid, method, target, metric, value))
+    return pd.DataFrame(rows, columns=["query_id", "method", "target", "metric", "value"]), auc
+
+
+def bootstrap_ci(values: np.ndarray, samples: int, rng: np.random.Generator) -> tuple[float, float]:
+    idx = rng.integers(len(values), size=(samples, len(values)))
+    means = values[idx].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def paired_randomisation_test(diff: np.ndarray, samples: int, rng: np.random.Generator) -> float:
+    """Two-sided p-value of mean(diff) under random sign flips (Fisher's paired test)."""
+    observed = abs(diff.mean())
+    signs = rng.choice([-1.0, 1.0], size=(samples, len(diff)))
+    null = np.abs((signs * diff).mean(axis=1))
+    return float((1 + (null >= observed - 1e-15).sum()) / (samples + 1))
+
+
+def summarise(evaluation: Evaluation, cfg: Config) -> dict:
+    rng = np.random.default_rng(cfg.seed)
+    ecfg = cfg.evaluate
+    table = evaluation.per_query
+    summary: dict = {"methods": {}, "significance": {}, "n_queries": int(evaluation.queries["query_id"].nunique())}
+    for (method, target, metric), frame in table.groupby(["method", "target", "metric"], sort=False):
+        entry = summary["methods"].setdefault(method, {}).setdefault(target, {})
+        entry[metric] = float(frame["value"].mean())
+        if metric == f"ndcg@{max(ecfg.ks)}":
+            low, high = bootstrap_ci(frame["value"].to_numpy(), ecfg.bootstrap_samples, rng)
+            entry[f"{metric}_ci"] = [low, high]
+            entry["queries"] = int(len(frame))
+    for method, per_target in evaluation.auc.items():
+        for target, value in per_target.items():
+            summary["methods"][method].setdefault(target, {})["auc"] = value
+    key = f"ndcg@{max(ecfg.ks)}"
+    pivot = table[table["metric"] == key].pivot_table(index=["target", "query_id"], columns="method", values="value")
+    for method in pivot.columns:
+        if method in (MODEL, ORACLE):
+            continue
+        for target in pivot.index.get_level_values(0).unique():
+            both = pivot.loc[target][[MODEL, method]].dropna()
+            diff = (both[MODEL] - both[method]).to_numpy()
+            summary["significance"].setdefault(method, {})[f"{target}.{key}"] = {
+                "diff": float(diff.mean()),
+                "p_value": paired_randomisation_test(diff, ecfg.bootstrap_samples, rng),
+                "queries": int(len(diff)),
+            }
+    return summary
+
+
+def slice_table(evaluation: Evaluation, key: str) -> pd.DataFrame:
+    """Mean metric ``key`` per method, target and slice (gap tags, frequency bucket)."""
+    table = evaluation.per_query[evaluation.per_query["metric"] == key].merge(evaluation.queries, on="query_id")
+    frames = []
+    for tag in GAP_TAGS:
+        column = f"gap_{tag}"
+        if column in table.columns and table[column].any():
+            frames.append(table[table[column]].assign(slice=tag))
+    if any(f"gap_{t}" in table.columns and table[f"gap_{t}"].any() for t in GAP_TAGS):
+        no_gap = ~table[[f"gap_{t}" for t in GAP_TAGS if f"gap_{t}" in table.columns]].any(axis=1)
+        frames.append(table[no_gap].assign(slice="no_gap"))
+    for bucket in FREQUENCY_BUCKETS:
+        frames.append(table[table["frequency"] == bucket].assign(slice=bucket))
+    if not frames:
+        return pd.DataFrame(columns=["slice", "target", "method", key, "queries"])
+    merged = pd.concat(frames)
+    return (merged.groupby(["slice", "target", "method"], sort=False)["value"]
+            .agg(["mean", "count"]).reset_index().rename(columns={"mean": key, "count": "queries"}))
+
+
+def quality_gate(summary: dict, cfg: Config) -> list[str]:
+    """Reasons the model fails the gate (empty list = pass)."""
+    gate = cfg.evaluate.quality_gate
+    model = summary["methods"][MODEL]
+    problems: list[str] = []
+
+    def lookup(methods: dict, dotted: str) -> float | None:
+        target, metric = dotted.split(".", 1)
+        return methods.get(target, {}).get(metric)
+
+    for dotted, minimum in gate.minimum.items():
+        value = lookup(model, dotted)
+        if value is None:
+            problems.append(f"{dotted}: not computed for this data set")
+        elif value < minimum:
+            problems.append(f"{dotted} = {value:.4f} is below the minimum {minimum}")
+    for baseline in gate.must_beat:
+        ours, theirs = lookup(model, gate.gate_metric), lookup(summary["methods"].get(baseline, {}), gate.gate_metric)
+        if theirs is None:
+            problems.append(f"must beat {baseline!r}, but it was not evaluated (add it to evaluate.baselines)")
+        elif ours is None or ours <= theirs:
+            problems.append(f"{gate.gate_metric}: model {ours} does not beat {baseline} {theirs:.4f}")
+    return problems
+
+
+def evaluate_pairs(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, catalog: pd.DataFrame,
+                   train_pairs: pd.DataFrame, ranker_dir: Path, baselines: tuple[str, ...]) -> tuple[Evaluation, pd.DataFrame]:
+    """Score ``pairs`` with the model and the baselines; return metrics and the model's predictions."""
+    from prodrank.models.ranker import load_ranker
+
+    ranker = load_ranker(ranker_dir)
+    catalog = catalog.set_index("product_id", drop=False)
+    needed = catalog.loc[pairs["product_id"].unique()]
+    log.info("scoring %d pairs of %d queries with the model", len(pairs), pairs["query_id"].nunique())
+    predictions = ranker.score(pairs["query"].tolist(), pairs["product_id"].tolist(), product_fields(needed),
+                               batch_size=cfg.train.score_batch_size)
+    scores = {MODEL: predictions["score"]}
+    data = EvalSet(pairs, catalog, train_pairs, cfg.seed)
+    for name in baselines:
+        if name not in BASELINES:
+            raise ValueError(f"evaluate.baselines: unknown baseline {name!r}; known: {sorted(BASELINES)}")
+        log.info("baseline %s", name)
+        scores[name] = BASELINES[name](data)
+    targets = evaluation_targets(cfg, pairs, train_pairs if len(train_pairs) else pairs)
+    if GRADED in targets:
+        scores[ORACLE] = targets[GRADED]
+    per_query, auc = compute_metrics(pairs, scores, targets, cfg.evaluate.ks)
+    prediction_frame = pairs[["query_id", "query", "product_id", "position"]].assign(
+        score=predictions["score"], **{f"p_{t}": predictions[t] for t in ranker.tasks})
+    return Evaluation(per_query, auc, queries), prediction_frame
+
+
+def run_evaluation(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, catalog: pd.DataFrame,
+                   train_pairs: pd.DataFrame, ranker_dir: Path, metrics_path: Path, report_dir: Path,
+                   plots_dir: Path | None, baselines: tuple[str, ...], title: str, apply_gate: bool = True) -> dict:
+    """Evaluate, write metrics/report/plots, then apply the quality gate (after writing,
+    so a failing model's numbers are still there to read)."""
+    from prodrank.evaluation.report import render
+
+    evaluation, predictions = evaluate_pairs(cfg, pairs, queries, catalog, train_pairs, ranker_dir, baselines)
+    summary = summarise(evaluation, cfg)
+    key = f"ndcg@{max(cfg.evaluate.ks)}"
+    slices = slice_table(evaluation, key)
+    problems = quality_gate(summary, cfg) if apply_gate else []
+    summary["quality_gate"] = {"passed": not problems, "problems": problems}
+    write_json(summary, metrics_path)
+    write_text(render(summary, slices, key, problems, title), report_dir / "report.md")
+    with atomic_path(report_dir / "predictions.parquet") as tmp:
+        predictions.to_parquet(tmp, index=False)
+    if plots_dir is not None:
+        with atomic_path(plots_dir / "ndcg_by_slice.csv") as tmp:
+            slices.to_csv(tmp, index=False)
+        rows = [{"method": m, "target": t, key: v.get(key), "ci_low": (v.get(f"{key}_ci") or [None])[0],
+                 "ci_high": (v.get(f"{key}_ci") or [None, None])[1]}
+                for m, per in summary["methods"].items() for t, v in per.items()]
+        with atomic_path(plots_dir / "ndcg_by_method.csv") as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
+    log.info("evaluation written to %s and %s", metrics_path, report_dir / "report.md")
+    if problems:
+        raise QualityGateError("quality gate failed:\n  " + "\n  ".join(problems))
+    return summary
+
+
+def evaluate_split(cfg: Config, prepared_dir: Path, ranker_dir: Path, metrics_path: Path, report_dir: Path,
+                   plots_dir: Path) -> dict:
+    """The pipeline's evaluate stage: the test split, all configured baselines."""
+    pairs, queries = load_eval_pairs(prepared_dir, "test")
+    train_pairs, _ = load_eval_pairs(prepared_dir, "train")
+    if cfg.evaluate.max_test_queries and queries["query_id"].nunique() > cfg.evaluate.max_test_queries:
+        keep = np.random.default_rng(cfg.seed).choice(queries["query_id"].unique(), cfg.evaluate.max_test_queries, replace=False)
+        pairs, queries = pairs[pairs["query_id"].isin(keep)].reset_index(drop=True), queries[queries["query_id"].isin(keep)]
+    catalog = pd.read_parquet(prepared_dir / "catalog.parquet")
+    return run_evaluation(cfg, pairs, queries, catalog, train_pairs, ranker_dir, metrics_path, report_dir, plots_dir,
+                          cfg.evaluate.baselines, f"prodrank evaluation — profile {cfg.profile}, test split")
+
+
+LEARNED_BASELINES = ("lambdamart",)
+
+
+def evaluate_tables(cfg: Config, tables: dict[str, pd.DataFrame], ranker_dir: Path, metrics_path: Path,
+                    report_dir: Path, title: str) -> dict:
+    """Evaluate a trained model on an outside data set in a documented input format.
+    All its queries are held out; baselines that must be trained on it are skipped."""
+    queries = tables["queries"]
+    pairs = tables["interactions"].merge(queries[["query_id", "query"]], on="query_id")
+    if "relevance" in tables:
+        pairs = pairs.merge(tables["relevance"], on=["query_id", "product_id"], how="left")
+    baselines = tuple(b for b in cfg.evaluate.baselines if b not in LEARNED_BASELINES)
+    return run_evaluation(cfg, pairs.reset_index(drop=True), queries, tables["catalog"], pairs.iloc[:0],
+                          ranker_dir, metrics_path, report_dir, None, baselines, title, apply_gate=False)
