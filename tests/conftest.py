@@ -1,0 +1,87 @@
+"""Shared fixtures: a tiny random BERT (MiniLM's tokenizer, offline) and a handmade
+prepared data set, so model tests run in seconds without the pipeline."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+KINDS = [
+    ("sofa", "Furniture"), ("lamp", "Lighting"), ("drill", "Tools"), ("kettle", "Kitchen"),
+    ("towel", "Bath"), ("pillow", "Bedding"), ("speaker", "Electronics"), ("hose", "Outdoor"),
+]
+COLOURS = ["red", "blue", "black", "green"]
+
+
+@pytest.fixture(scope="session")
+def tiny_init_dir(tmp_path_factory) -> Path:
+    """A 1-layer, 32-wide BERT with MiniLM's WordPiece vocabulary, saved like the pretrain stage's output."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from prodrank.training.pretrain import minilm_path
+
+    import torch
+
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny_bert")
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertForMaskedLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def make_prepared(directory: Path, seed: int = 0) -> Path:
+    """32 products (8 kinds x 4 colours); each query names a kind and colour; the exact
+    product is clicked (and often bought), same-kind products sometimes, others never."""
+    rng = np.random.default_rng(seed)
+    catalog = pd.DataFrame([
+        {"product_id": f"P{k}{c}", "title": f"acme {colour} {kind}", "brand": "acme", "category": dept,
+         "attributes": f"color: {colour}", "description": f"a {colour} {kind} for your home",
+         "price": 10.0 + k, "rating": 4.0, "popularity": float(rng.random())}
+        for k, (kind, dept) in enumerate(KINDS) for c, colour in enumerate(COLOURS)
+    ])
+    queries, rows = [], []
+    for k, (kind, _) in enumerate(KINDS):
+        for c, colour in enumerate(COLOURS):
+            qid = f"Q{k}{c}"
+            queries.append({"query_id": qid, "query": f"{colour} {kind}", "frequency": "head",
+                            "gap_synonym": False, "gap_abbreviation": False, "gap_misspelling": False,
+                            "gap_descriptive": False})
+            others = [f"P{(k + d) % len(KINDS)}{rng.integers(4)}" for d in (1, 2, 3)]
+            shown = [f"P{k}{c}", f"P{k}{(c + 1) % 4}", *others]
+            for pos, pid in enumerate(dict.fromkeys(shown), start=1):
+                exact, same_kind = pid == f"P{k}{c}", pid.startswith(f"P{k}")
+                clicks = 8 if exact else (2 if same_kind else 0)
+                rows.append({"query_id": qid, "product_id": pid, "impressions": 10, "position": float(pos),
+                             "clicks": clicks, "add_to_carts": clicks // 2, "purchases": clicks // 4,
+                             "relevance": 3 if exact else (1 if same_kind else 0)})
+    queries, interactions = pd.DataFrame(queries), pd.DataFrame(rows)
+    splits = {"train": [q for i, q in enumerate(queries["query_id"]) if i % 4 != 3],
+              "valid": [q for i, q in enumerate(queries["query_id"]) if i % 4 == 3],
+              "test": [q for i, q in enumerate(queries["query_id"]) if i % 4 == 3]}
+    directory.mkdir(parents=True, exist_ok=True)
+    catalog.to_parquet(directory / "catalog.parquet", index=False)
+    for name, ids in splits.items():
+        (directory / name).mkdir(parents=True, exist_ok=True)
+        queries[queries["query_id"].isin(ids)].to_parquet(directory / name / "queries.parquet", index=False)
+        part = interactions[interactions["query_id"].isin(ids)]
+        part.drop(columns="relevance").to_parquet(directory / name / "interactions.parquet", index=False)
+        part[["query_id", "product_id", "relevance"]].to_parquet(directory / name / "relevance.parquet", index=False)
+    return directory
+
+
+@pytest.fixture()
+def prepared_dir(tmp_path) -> Path:
+    return make_prepared(tmp_path / "prepared")
