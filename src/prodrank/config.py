@@ -196,6 +196,38 @@ class EvaluateConfig(Section):
     quality_gate: QualityGate = QualityGate()
 
 
+class ServingConfig(Section):
+    """The BentoML ranking service (owned by src/prodrank/serving/)."""
+
+    model_name: str = "prodrank-ranker"  # name in the BentoML model store
+    host: str = "127.0.0.1"  # loopback by default; expose deliberately
+    port: int = Field(3000, ge=1, le=65535)
+    max_candidates: int = Field(200, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1_000)
+    max_query_chars: int = Field(500, ge=1)
+    max_field_chars: int = Field(5_000, ge=1)
+    threads: int = Field(2, ge=1)
+    quantize: bool = False  # dynamic int8 quantisation of the encoder's Linear layers
+    max_batch_size: int = Field(256, ge=1)  # BentoML adaptive batching (pairs)
+    max_latency_ms: int = Field(50, ge=1)
+    log_dir: str = "logs/serving"
+    log_rotate_bytes: int = Field(50_000_000, ge=1_000)
+    log_rotate_seconds: int = Field(3600, ge=1)
+
+
+class OrchestrationConfig(Section):
+    """Prefect flows and scheduled retraining (owned by flows/ and src/prodrank/orchestration/)."""
+
+    retries: int = Field(1, ge=0)
+    retry_delay_seconds: float = Field(10.0, ge=0)
+    stage_timeout_seconds: float = Field(7200.0, gt=0)
+    task_runner: Literal["thread", "dask"] = "thread"
+    schedule_cron: str = "0 3 * * *"
+    promotion_metric: str = "click.ndcg@10"
+    promotion_margin: float = Field(0.0, ge=0)  # challenger must beat the champion by this much
+    incoming_dir: str = "data/incoming"  # new data drops land here
+
+
 class RuntimeConfig(Section):
     threads: int = Field(2, ge=1)
 
@@ -211,6 +243,8 @@ class Config(Section):
     pretrain: PretrainConfig = PretrainConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    serving: ServingConfig = ServingConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
 
 
 class ConfigError(ValueError):
