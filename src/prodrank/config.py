@@ -40,7 +40,7 @@ class WorldConfig(Section):
     candidate_pool: int = Field(30, ge=2)  # distinct products the production ranker may show
     production_noise: float = Field(1.0, ge=0)  # noise of the logged ranker's scores
     position_bias: float = Field(1.0, ge=0)  # examination prob = position ** -position_bias
-    click_base: float = Field(0.35, gt=0, le=1)  # click prob of an examined, perfect match
+    click_base: float = Field(0.6, gt=0, le=1)  # click prob of an examined, perfect match
     add_to_cart_rate: float = Field(0.25, gt=0, le=1)  # mean P(add to cart | click)
     purchase_rate: float = Field(0.4, gt=0, le=1)  # mean P(purchase | add to cart)
     synonym_rate: float = Field(0.3, ge=0, le=1)

@@ -1,0 +1,168 @@
+"""Request and response models of the ranking API, and the error format.
+
+Every request body is validated by these pydantic models before it reaches the model:
+``extra="forbid"`` rejects unknown fields, ``strict=True`` rejects wrong types instead of
+coercing them (``"5"`` is not a ``top_k``), and the validators below reject an empty or
+blank query, zero candidates, more candidates than ``serving.max_candidates`` and duplicate
+ids. Each error carries its field path (``candidates.3.id``), which
+:func:`format_validation_errors` turns into the API's error body::
+
+    {"error": "candidates.3.id: String should have at least 1 character",
+     "errors": [{"field": "candidates.3.id", "message": "String should have at least 1 character"}]}
+
+Over-long text is not an error: fields longer than ``serving.max_field_chars`` characters
+are cut before tokenising, then the tokenizer budget cuts them further, and the result says
+``truncated: true`` for that candidate.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+EVENTS = ("click", "add_to_cart", "purchase")
+
+
+@dataclass
+class Limits:
+    """Request limits, set from ``params.yaml``'s ``serving`` section when the service starts."""
+
+    max_candidates: int = 200
+    max_id_chars: int = 200
+
+
+LIMITS = Limits()
+
+
+def configure_limits(serving_cfg: Any) -> None:
+    """Apply ``cfg.serving`` limits to the request models (validators read them at call time)."""
+    LIMITS.max_candidates = serving_cfg.max_candidates
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Candidate(_Strict):
+    """One product to rank. Only ``id`` and ``title`` are required."""
+
+    id: str = Field(min_length=1, description="product id, unique within the request")
+    title: str = Field(description="product title")
+    description: str | None = None
+    brand: str | None = None
+    category: str | None = None
+    attributes: str | dict[str, str | int | float | bool] | None = Field(
+        None, description='"color: red; size: xl" or {"color": "red", "size": "xl"}')
+    price: float | None = Field(None, ge=0, allow_inf_nan=False, description="logged, not used by the model")
+
+    @field_validator("id")
+    @classmethod
+    def _id_short(cls, value: str) -> str:
+        if len(value) > LIMITS.max_id_chars:
+            raise PydanticCustomError("id_too_long", "id is {n} characters, more than {limit}",
+                                      {"n": len(value), "limit": LIMITS.max_id_chars})
+        if not value.strip():
+            raise PydanticCustomError("blank", "id must not be blank")
+        return value
+
+    def fields(self) -> dict[str, str | None]:
+        """Text fields in the form the ranker's pair encoder reads."""
+        attributes = self.attributes
+        if isinstance(attributes, dict):
+            attributes = "; ".join(f"{k}: {v}" for k, v in attributes.items())
+        return {"title": self.title, "brand": self.brand, "category": self.category,
+                "attributes": attributes, "description": self.description}
+
+
+class RankRequest(_Strict):
+    """``POST /rank`` body."""
+
+    query: str = Field(description="the shopper's search text")
+    candidates: list[Candidate] = Field(description="products to rank (1 .. serving.max_candidates)")
+    top_k: int | None = Field(None, ge=1, description="return only the best top_k (default: all)")
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("blank", "query must contain non-whitespace text")
+        return value
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidates_count_and_unique(cls, value: list[Candidate]) -> list[Candidate]:
+        if not value:
+            raise PydanticCustomError("too_short", "at least one candidate is required")
+        if len(value) > LIMITS.max_candidates:
+            raise PydanticCustomError("too_long", "{n} candidates, more than the limit of {limit}",
+                                      {"n": len(value), "limit": LIMITS.max_candidates})
+        seen: dict[str, int] = {}
+        for i, candidate in enumerate(value):
+            if candidate.id in seen:
+                raise PydanticCustomError(
+                    "duplicate_id", "duplicate id {id!r} (candidates {first} and {second})",
+                    {"id": candidate.id, "first": seen[candidate.id], "second": i})
+            seen[candidate.id] = i
+        return value
+
+
+class RankedResult(BaseModel):
+    """One ranked product. Besides these fields it carries ``p_<task>`` for every task of
+    the served model (``p_click``, ``p_add_to_cart``, ``p_purchase`` for the default one)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    rank: int
+    score: float
+    truncated: bool = False  # some of its text (or the query) was cut to fit the budget
+
+
+class RankResponse(BaseModel):
+    request_id: str
+    model_version: str
+    results: list[RankedResult]
+
+
+class FeedbackRequest(_Strict):
+    """``POST /feedback`` body: engagement with a product served in an earlier response."""
+
+    request_id: str = Field(min_length=1, max_length=64)
+    product_id: str = Field(min_length=1)
+    event: Literal["click", "add_to_cart", "purchase"]
+
+
+class FeedbackResponse(BaseModel):
+    status: Literal["recorded"] = "recorded"
+    request_id: str
+    product_id: str
+    event: str
+    position: int  # the rank the product was shown at
+
+
+def field_path(loc: Iterable[Any]) -> str:
+    """("candidates", 3, "id") -> "candidates.3.id"; the empty path is the whole body."""
+    parts = [str(p) for p in loc]
+    return ".".join(parts) if parts else "body"
+
+
+def error_body(errors: list[tuple[str, str]]) -> dict[str, Any]:
+    """The API's error body from (field, message) pairs."""
+    return {"error": "; ".join(f"{f}: {m}" for f, m in errors),
+            "errors": [{"field": f, "message": m} for f, m in errors]}
+
+
+def format_validation_errors(detail: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """Pydantic's ``errors()`` list -> the API's error body (field paths first)."""
+    pairs = []
+    for err in detail:
+        loc = list(err.get("loc", ()))
+        # pydantic names the union member it tried, e.g. attributes.str / attributes.dict[...]:
+        # keep the path a client sent, not pydantic's internals
+        loc = [p for p in loc if not (isinstance(p, str) and (p in {"str", "float", "int", "bool"} or "[" in p))]
+        pairs.append((field_path(loc), str(err.get("msg", "invalid value"))))
+    deduped = list(dict.fromkeys(pairs))
+    return error_body(deduped)

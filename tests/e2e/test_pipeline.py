@@ -1,0 +1,119 @@
+"""End to end: `dvc repro` on the tiny profile in a fresh copy of the project, a no-op
+re-run, push/pull through the local remote, and a validation failure that stops the
+pipeline while the last good artefacts stay intact."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def fresh_copy(destination: Path) -> Path:
+    """The working tree as git sees it (tracked + untracked, not ignored), in a new git repo."""
+    files = sh(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], PROJECT_ROOT).stdout
+    for name in filter(None, files.split("\0")):
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    sh(["git", "init", "-q"], destination)
+    return destination
+
+
+def set_params(root: Path, **updates) -> None:
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for dotted, value in updates.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def tree_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = fresh_copy(tmp_path_factory.mktemp("project"))
+    set_params(root, profile="tiny")
+    remote = tmp_path_factory.mktemp("remote")
+    sh([str(BIN / "dvc"), "remote", "modify", "local", "url", str(remote)], root)
+    sh([str(BIN / "dvc"), "repro"], root)
+    return root
+
+
+def test_repro_runs_every_stage_and_writes_metrics(project):
+    for path in ("data/raw/catalog.parquet", "data/prepared/train/interactions.parquet", "models/pretrained/config.json",
+                 "models/ranker/ranker.json", "reports/evaluation/report.md", "reports/validation/summary.json"):
+        assert (project / path).exists(), path
+    evaluation = json.loads((project / "metrics/evaluate.json").read_text())
+    assert {"prodrank", "bm25", "random", "production"} <= set(evaluation["methods"])
+    assert json.loads((project / "metrics/pretrain.json").read_text())["perplexity_final"] > 0
+    shown = sh([str(BIN / "dvc"), "metrics", "show", "--json"], project).stdout
+    assert "best_valid_ndcg@10" in shown
+
+
+def test_second_repro_is_a_fast_no_op(project):
+    start = time.perf_counter()
+    result = sh([str(BIN / "dvc"), "repro"], project)
+    elapsed = time.perf_counter() - start
+    assert "didn't change, skipping" in result.stdout or "up to date" in result.stdout
+    assert "Running stage" not in result.stdout
+    assert elapsed < 10, f"no-op dvc repro took {elapsed:.1f}s"
+
+
+def test_push_then_pull_into_a_clean_clone_restores_data(project, tmp_path):
+    sh([str(BIN / "dvc"), "push"], project)
+    clone = tmp_path / "clone"
+    shutil.copytree(project, clone, ignore=shutil.ignore_patterns("data", "models", ".dvc/cache", ".dvc/tmp"))
+    sh([str(BIN / "dvc"), "pull"], clone)
+    for path in ("data/raw", "data/prepared", "models/ranker"):
+        assert tree_digest(clone / path) == tree_digest(project / path), path
+
+
+def test_bad_data_stops_the_pipeline_and_keeps_good_artefacts(project, tmp_path):
+    before = {p: tree_digest(project / p) for p in ("data/prepared", "models/ranker")}
+    bad = tmp_path / "judgments.csv"
+    bad.write_text("query,product_id,product_title,grade\n"
+                   "red sofa,A1,Caf\ufffd Sofa,3\nred sofa,A2,Blue Lamp,1\nblue lamp,A2,Blue Lamp,3\nblue lamp,A1,Caf\ufffd Sofa,0\n",
+                   encoding="utf-8")
+    set_params(project, **{"data.source": "judgments", "data.judgments.path": str(bad)})
+    try:
+        result = sh([str(BIN / "dvc"), "repro"], project, check=False)
+        assert result.returncode != 0
+        output = result.stdout + result.stderr
+        assert "validation failed" in output.lower() and "title" in output
+        assert "Running stage 'split'" not in output
+        assert {p: tree_digest(project / p) for p in before} == before
+        assert json.loads((project / "reports/validation/summary.json").read_text())["success"] is False
+    finally:
+        set_params(project, **{"data.source": "synthetic", "data.judgments.path": None})
