@@ -209,11 +209,16 @@ def _optimizer(objective: MultiTaskObjective, cfg: TrainConfig) -> torch.optim.O
     )
 
 
-def _write_plots(history: dict[str, list[dict]], plots_dir: Path) -> None:
-    for name, rows in history.items():
-        if rows:
-            with atomic_path(plots_dir / f"{name}.csv") as tmp:
-                pd.DataFrame(rows).to_csv(tmp, index=False)
+def _write_plots(history: dict[str, list[dict]], tasks: tuple[str, ...], plots_dir: Path) -> None:
+    """DVC plot files: total loss, one file per task (so any task list plots), validation NDCG."""
+    loss = pd.DataFrame(history["train_loss"])
+    tables = {"train_loss.csv": loss[["step", "loss", "grad_norm"]], "valid_ndcg.csv": pd.DataFrame(history["valid_ndcg"])}
+    for task in tasks:
+        columns = {c: c.split("/", 1)[1] for c in loss.columns if c.startswith(f"{task}/")}
+        tables[f"train_tasks/{task}.csv"] = loss[["step", *columns]].rename(columns=columns)
+    for name, frame in tables.items():
+        with atomic_path(plots_dir / name) as tmp:
+            frame.to_csv(tmp, index=False)
 
 
 def finetune(
@@ -353,7 +358,7 @@ def finetune(
         "final_task_weights": objective.weighting.current_weights(),
     }
     if ctx.is_main:
-        _write_plots(state["history"], Path(plots_dir))
+        _write_plots(state["history"], tasks, Path(plots_dir))
         with atomic_dir(out_dir) as tmp:
             shutil.copytree(best_dir, tmp, dirs_exist_ok=True)
         write_json(summary, metrics_path)

@@ -1,0 +1,401 @@
+"""The model store: packaged rankers in BentoML's store, plus which one is the champion.
+
+- :func:`save_model` copies a saved ranker directory into the BentoML model store
+  (``bentoml.models.create``, name ``serving.model_name``) under ``ranker/``, with metadata:
+  the evaluation summary, a hash of the resolved params, the git revision, the DVC data
+  version of ``data/prepared`` and the sha256 of every file (tamper check). It refuses a
+  model whose evaluation says the quality gate failed.
+- :func:`champion`, :func:`promote`, :func:`rollback`: which packaged model is served.
+- :func:`load_packaged` verifies every file against its recorded sha256 and loads the ranker.
+
+Where the champion is recorded. BentoML 1.4.40 writes a model's labels into its
+``model.yaml`` once, when the model is saved; ``ModelInfo`` is a frozen attrs class and no
+public API changes labels afterwards (rewriting ``model.yaml`` by hand would change a
+stored artefact behind BentoML's back). So labels hold what never changes (``stage=candidate``
+at creation, ``gate=passed``, ``profile``), and the *mutable* stage lives in a small JSON
+registry beside the store, ``$BENTOML_HOME/prodrank-registry.json``, updated under a file
+lock with an atomic rename::
+
+    {"champion": "prodrank-ranker:abc", "models": {"prodrank-ranker:abc": {"stage": "champion", ...}},
+     "history": [{"action": "promote", "tag": ..., "previous": ..., "at": ...}, ...]}
+
+Stages: ``candidate`` (packaged, never served), ``champion`` (served), ``previous`` (a
+former champion, kept for :func:`rollback`), ``rolled_back`` (demoted by a rollback).
+Nothing is deleted, so every former champion stays loadable.
+
+``BENTOML_HOME``: the environment variable wins; otherwise ``serving.bentoml_home`` in
+params.yaml (default ``.bentoml`` in the project, git-ignored) — see :func:`bentoml_home`.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prodrank import paths
+from prodrank.config import Config
+
+REGISTRY_FILE = "prodrank-registry.json"
+RANKER_SUBDIR = "ranker"
+PREPARED_DATA = "data/prepared"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation is impossible (unknown tag, nothing to roll back to, failed gate)."""
+
+
+class TamperedModelError(RuntimeError):
+    """A packaged model's files do not match the sha256 recorded when it was packaged."""
+
+
+# -- locations ---------------------------------------------------------------------------
+def bentoml_home(cfg: Config | None = None, set_env: bool = True) -> Path:
+    """The BentoML home: ``$BENTOML_HOME`` if set, else ``cfg.serving.bentoml_home`` made
+    absolute. With ``set_env`` the choice is exported, so BentoML itself (imported later in
+    this process, or in a ``bentoml serve`` child) uses the same store."""
+    env = os.environ.get("BENTOML_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    configured = Path(cfg.serving.bentoml_home if cfg is not None else ".bentoml").expanduser().resolve()
+    if set_env:
+        os.environ["BENTOML_HOME"] = str(configured)
+    return configured
+
+
+def _store(cfg: Config | None = None):
+    """A BentoML ModelStore on :func:`bentoml_home` (built per call, so a test or a CLI that
+    sets BENTOML_HOME after bentoml was imported still gets the right store)."""
+    from bentoml._internal.models import ModelStore
+
+    home = bentoml_home(cfg)
+    (home / "models").mkdir(parents=True, exist_ok=True)
+    return ModelStore(str(home / "models"))
+
+
+# -- provenance ----------------------------------------------------------------------------
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(directory: Path) -> dict[str, str]:
+    """sha256 of every file under ``directory``, keyed by POSIX relative path."""
+    return {p.relative_to(directory).as_posix(): sha256_file(p)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def content_digest(hashes: Mapping[str, str]) -> str:
+    return hashlib.sha256(json.dumps(dict(sorted(hashes.items()))).encode()).hexdigest()
+
+
+def params_hash(cfg: Config) -> str:
+    """sha256 of the resolved, validated configuration (profile applied)."""
+    return hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def git_revision(root: Path = Path(".")) -> str | None:
+    """HEAD's commit, read from .git without running git (None outside a repository)."""
+    git = root.resolve()
+    while not (git / ".git").exists():
+        if git.parent == git:
+            return None
+        git = git.parent
+    git = git / ".git"
+    if git.is_file():  # worktree / submodule: "gitdir: <path>"
+        git = (git.parent / git.read_text().split(":", 1)[1].strip()).resolve()
+    try:
+        head = (git / "HEAD").read_text().strip()
+    except OSError:
+        return None
+    if not head.startswith("ref:"):
+        return head
+    ref = head.split(":", 1)[1].strip()
+    for base in (git, git.parent / "commondir" if False else git):
+        if (base / ref).exists():
+            return (base / ref).read_text().strip()
+    packed = git / "packed-refs"
+    if packed.exists():
+        for line in packed.read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split()[0]
+    return None
+
+
+def dvc_data_version(lock_path: Path = Path("dvc.lock"), data_path: str = PREPARED_DATA) -> dict | None:
+    """The md5 DVC recorded for ``data/prepared`` in dvc.lock ({path, md5, stage}), or None."""
+    if not lock_path.exists():
+        return None
+    lock = yaml.safe_load(lock_path.read_text()) or {}
+    for stage, body in (lock.get("stages") or {}).items():
+        for out in (body or {}).get("outs", []) or []:
+            if out.get("path") == data_path and out.get("md5"):
+                return {"path": data_path, "md5": out["md5"], "stage": stage}
+    return None
+
+
+def metrics_summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's own numbers from an evaluate.json: ``{"quality_gate": {...}, "click.ndcg@10": ...}``
+    (flat ``<target>.<metric>`` keys of ``methods.prodrank``, confidence intervals left out)."""
+    model = (metrics.get("methods") or {}).get("prodrank") or {}
+    flat = {f"{target}.{name}": float(value) for target, per in model.items() if isinstance(per, Mapping)
+            for name, value in per.items() if isinstance(value, int | float) and not isinstance(value, bool)}
+    gate = metrics.get("quality_gate") or {}
+    return {"quality_gate": {"passed": bool(gate.get("passed", False)), "problems": list(gate.get("problems", []))},
+            "n_queries": metrics.get("n_queries"), **flat}
+
+
+# -- the JSON registry ---------------------------------------------------------------------
+@contextlib.contextmanager
+def _locked_registry(cfg: Config | None) -> Iterator[dict[str, Any]]:
+    """Read-modify-write the registry under an exclusive lock; written atomically on exit."""
+    home = bentoml_home(cfg)
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / REGISTRY_FILE
+    with open(home / (REGISTRY_FILE + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data.setdefault("champion", None)
+        data.setdefault("models", {})
+        data.setdefault("history", [])
+        before = json.dumps(data, sort_keys=True)
+        yield data
+        if json.dumps(data, sort_keys=True) != before:
+            fd, tmp = tempfile.mkstemp(prefix=".registry.", dir=home)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(data, fh, indent=2, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+
+
+def read_registry(cfg: Config | None = None) -> dict[str, Any]:
+    path = bentoml_home(cfg) / REGISTRY_FILE
+    data = json.loads(path.read_text()) if path.exists() else {}
+    return {"champion": data.get("champion"), "models": data.get("models", {}), "history": data.get("history", [])}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _get(tag: str, cfg: Config | None = None):
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return bentoml.models.get(tag, _model_store=_store(cfg))
+    except NotFound:
+        raise RegistryError(f"model {tag!r} is not in the BentoML store at {bentoml_home(cfg)}") from None
+
+
+# -- public API ----------------------------------------------------------------------------
+def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config) -> str:
+    """Package a saved ranker that passed the quality gate; returns its tag ``name:version``.
+
+    Packaging the same ranker files again returns the existing tag instead of a duplicate.
+    """
+    import bentoml
+
+    from prodrank.models.ranker import load_ranker  # noqa: F401  (fails early if torch stack is broken)
+
+    ranker_dir = Path(ranker_dir)
+    if not (ranker_dir / "ranker.json").exists():
+        raise FileNotFoundError(f"{ranker_dir} is not a saved ranker (no ranker.json)")
+    gate = metrics.get("quality_gate")
+    if not isinstance(gate, Mapping) or gate.get("passed") is not True:
+        problems = "; ".join((gate or {}).get("problems", [])) if isinstance(gate, Mapping) else "no quality_gate"
+        raise RegistryError(f"refusing to package {ranker_dir}: the quality gate did not pass ({problems})")
+    hashes = file_hashes(ranker_dir)
+    digest = content_digest(hashes)
+    name = cfg.serving.model_name
+    store = _store(cfg)
+    for existing in bentoml.models.list(name, _model_store=store):
+        if existing.info.metadata.get("content_sha256") == digest:
+            with _locked_registry(cfg) as reg:
+                reg["models"].setdefault(str(existing.tag), {"stage": "candidate", "packaged_at": _now()})
+            return str(existing.tag)
+    ranker_meta = json.loads((ranker_dir / "ranker.json").read_text())
+    head = ranker_meta.get("head", {})
+    metadata = {
+        "prodrank_format": 1,
+        "ranker_format_version": ranker_meta.get("format_version"),
+        "tasks": list(head.get("tasks", [])),
+        "score_weights": dict(head.get("score_weights", {})),
+        "architecture": head.get("architecture"),
+        "chaining": head.get("chaining"),
+        "score_formula": "sum_t score_weight_t * p_t",
+        "input_budget": ranker_meta.get("input_budget"),
+        "metrics": metrics_summary(metrics),
+        "params_hash": params_hash(cfg),
+        "profile": cfg.profile,
+        "git_revision": git_revision(),
+        "data_version": dvc_data_version(),
+        "files": {f"{RANKER_SUBDIR}/{k}": v for k, v in hashes.items()},
+        "content_sha256": digest,
+        "packaged_at": _now(),
+    }
+    labels = {"stage": "candidate", "gate": "passed", "profile": cfg.profile, "project": "prodrank"}
+    with bentoml.models.create(name, labels=labels, metadata=metadata, _model_store=store) as model:
+        shutil.copytree(ranker_dir, model.path_of(RANKER_SUBDIR))
+    tag = str(model.tag)
+    with _locked_registry(cfg) as reg:
+        reg["models"][tag] = {"stage": "candidate", "packaged_at": metadata["packaged_at"]}
+        reg["history"].append({"action": "package", "tag": tag, "at": metadata["packaged_at"]})
+    return tag
+
+
+def champion(cfg: Config | None = None) -> str | None:
+    """The champion's tag, or None if none was promoted (or it vanished from the store)."""
+    tag = read_registry(cfg)["champion"]
+    if tag is None:
+        return None
+    try:
+        _get(tag, cfg)
+    except RegistryError:
+        return None
+    return tag
+
+
+def promote(tag: str, cfg: Config | None = None, reason: str = "") -> None:
+    """Make ``tag`` the champion; the former champion becomes ``previous`` (kept, loadable)."""
+    model = _get(tag, cfg)
+    tag = str(model.tag)
+    if model.info.labels.get("gate") != "passed":
+        raise RegistryError(f"{tag} was not packaged by prodrank after a passed quality gate")
+    with _locked_registry(cfg) as reg:
+        previous = reg["champion"]
+        if previous == tag:
+            return
+        if previous is not None:
+            reg["models"].setdefault(previous, {})["stage"] = "previous"
+        reg["models"].setdefault(tag, {})["stage"] = "champion"
+        reg["models"][tag]["promoted_at"] = _now()
+        reg["champion"] = tag
+        reg["history"].append({"action": "promote", "tag": tag, "previous": previous, "at": _now(), "reason": reason})
+
+
+def rollback(cfg: Config | None = None) -> str:
+    """Make the champion before the current one champion again; returns its tag.
+    The demoted champion is marked ``rolled_back`` (kept in the store)."""
+    with _locked_registry(cfg) as reg:
+        current = reg["champion"]
+        if current is None:
+            raise RegistryError("no champion to roll back from")
+        # walk promotions newest first: the champion that preceded the current one and still exists
+        candidates = [h["previous"] for h in reversed(reg["history"])
+                      if h["action"] in ("promote", "rollback") and h.get("tag") == current and h.get("previous")]
+        target = None
+        for tag in candidates:
+            if tag != current and reg["models"].get(tag, {}).get("stage") != "rolled_back":
+                try:
+                    _get(tag, cfg)
+                except RegistryError:
+                    continue
+                target = tag
+                break
+        if target is None:
+            raise RegistryError(f"nothing to roll back to: {current} has no earlier champion in the store")
+        reg["models"].setdefault(current, {})["stage"] = "rolled_back"
+        reg["models"].setdefault(target, {})["stage"] = "champion"
+        reg["champion"] = target
+        reg["history"].append({"action": "rollback", "tag": target, "previous": current, "at": _now()})
+    return target
+
+
+def model_metadata(tag: str, cfg: Config | None = None) -> dict[str, Any]:
+    model = _get(tag, cfg)
+    return {"tag": str(model.tag), "labels": dict(model.info.labels), "metadata": dict(model.info.metadata),
+            "creation_time": model.info.creation_time.isoformat(), "path": str(model.path)}
+
+
+def verify_files(model_path: Path, expected: Mapping[str, str]) -> None:
+    """Raise TamperedModelError naming every changed, missing or unexpected file."""
+    actual = {f"{RANKER_SUBDIR}/{k}": v for k, v in file_hashes(model_path / RANKER_SUBDIR).items()}
+    changed = sorted(k for k in expected if k in actual and actual[k] != expected[k])
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    if changed or missing or extra:
+        parts = [f"{label}: {', '.join(names)}" for label, names in
+                 (("changed", changed), ("missing", missing), ("unexpected", extra)) if names]
+        raise TamperedModelError(f"packaged model at {model_path} does not match its recorded sha256 "
+                                 f"({'; '.join(parts)}); refusing to load it")
+
+
+def resolve_model(tag: str, cfg: Config | None = None):
+    """The stored BentoML model for ``tag``: the BentoML home's store, or (inside a built
+    bento, where the bento's own store is BentoML's global store) that one."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return _get(tag, cfg)
+    except RegistryError:
+        try:
+            return bentoml.models.get(tag)
+        except NotFound:
+            raise RegistryError(f"model {tag!r} is not in the BentoML store at {bentoml_home(cfg, set_env=False)}"
+                                " (run `prodrank package`)") from None
+
+
+def load_packaged(tag: str, cfg: Config | None = None):
+    """(LoadedRanker, metadata) for a packaged model, after checking every file's sha256."""
+    from prodrank.models.ranker import load_ranker
+
+    model = resolve_model(tag, cfg)
+    metadata = dict(model.info.metadata)
+    expected = metadata.get("files")
+    if not expected:
+        raise TamperedModelError(f"{model.tag} has no recorded file hashes; it was not packaged by prodrank")
+    path = Path(model.path)
+    verify_files(path, expected)
+    metadata["tag"] = str(model.tag)
+    metadata["labels"] = dict(model.info.labels)
+    return load_ranker(path / RANKER_SUBDIR), metadata
+
+
+def serving_tag(cfg: Config | None = None) -> str:
+    """What the service serves: ``$PRODRANK_MODEL_TAG``, else the champion, else the newest
+    packaged model (the only one inside a built bento)."""
+    import bentoml
+
+    if tag := os.environ.get("PRODRANK_MODEL_TAG"):
+        return tag
+    if tag := champion(cfg):
+        return tag
+    name = cfg.serving.model_name if cfg is not None else "prodrank-ranker"
+    models = []
+    for store in (_store(cfg), None):
+        try:
+            models = bentoml.models.list(name, _model_store=store) if store is not None else bentoml.models.list(name)
+        except Exception:  # noqa: BLE001 - an empty or missing store
+            models = []
+        if models:
+            break
+    if not models:
+        raise RegistryError(f"no packaged {name!r} model in {bentoml_home(cfg, set_env=False)}: "
+                            "run `prodrank package` (or `make run`) first")
+    return str(max(models, key=lambda m: m.info.creation_time).tag)
+
+
+def write_package_manifest(tag: str, cfg: Config, out: str | Path = paths.RANKER.parent / "package.json") -> dict:
+    """``models/package.json``: the package stage's output (tag, champion, metadata)."""
+    from prodrank.io import write_json
+
+    info = model_metadata(tag, cfg)
+    manifest = {"tag": info["tag"], "champion": champion(cfg), "labels": info["labels"],
+                "metadata": info["metadata"], "bentoml_home": str(bentoml_home(cfg))}
+    write_json(manifest, out)
+    return manifest
