@@ -26,11 +26,10 @@ COLOURS = ["red", "blue", "black", "green"]
 @pytest.fixture(scope="session")
 def tiny_init_dir(tmp_path_factory) -> Path:
     """A 1-layer, 32-wide BERT with MiniLM's WordPiece vocabulary, saved like the pretrain stage's output."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
     from prodrank.training.pretrain import minilm_path
-
-    import torch
 
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("tiny_bert")

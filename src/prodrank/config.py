@@ -94,7 +94,7 @@ class ScratchBertConfig(Section):
     intermediate_size: int = Field(512, ge=16)
 
     @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> "ScratchBertConfig":
+    def _heads_divide_hidden(self) -> ScratchBertConfig:
         if self.hidden_size % self.num_attention_heads:
             raise ValueError("hidden_size must be a multiple of num_attention_heads")
         return self
@@ -109,6 +109,7 @@ class PretrainConfig(Section):
     whole_word_masking: bool = True
     steps: int = Field(200, ge=0)
     head_warmup_steps: int = Field(40, ge=0)  # MLM head only, encoder frozen: a fair "before" perplexity
+    head_learning_rate: float = Field(2e-3, gt=0)  # the fresh head learns faster than the encoder
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
@@ -170,7 +171,7 @@ class TrainConfig(Section):
     score_batch_size: int = Field(64, ge=1)
 
     @model_validator(mode="after")
-    def _tasks_consistent(self) -> "TrainConfig":
+    def _tasks_consistent(self) -> TrainConfig:
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names) or not names:
             raise ValueError(f"tasks must be a non-empty list of distinct names, got {names}")
@@ -199,33 +200,61 @@ class EvaluateConfig(Section):
 class ServingConfig(Section):
     """The BentoML ranking service (owned by src/prodrank/serving/)."""
 
-    model_name: str = "prodrank-ranker"  # name in the BentoML model store
+    model_name: str = Field("prodrank-ranker", pattern=r"^[a-z0-9]([a-z0-9_.-]*[a-z0-9])?$")  # BentoML store name
+    bentoml_home: str = ".bentoml"  # model store location when $BENTOML_HOME is unset (git-ignored)
     host: str = "127.0.0.1"  # loopback by default; expose deliberately
     port: int = Field(3000, ge=1, le=65535)
-    max_candidates: int = Field(200, ge=1)
+    max_candidates: int = Field(200, ge=1, le=10_000)
     max_body_bytes: int = Field(1_000_000, ge=1_000)
-    max_query_chars: int = Field(500, ge=1)
-    max_field_chars: int = Field(5_000, ge=1)
-    threads: int = Field(2, ge=1)
+    max_query_chars: int = Field(500, ge=1)  # longer queries are cut (and flagged truncated)
+    max_field_chars: int = Field(5_000, ge=1)  # longer product fields are cut (and flagged truncated)
+    threads: int = Field(2, ge=1, le=256)  # torch intra-op threads of the scoring worker
     quantize: bool = False  # dynamic int8 quantisation of the encoder's Linear layers
-    max_batch_size: int = Field(256, ge=1)  # BentoML adaptive batching (pairs)
-    max_latency_ms: int = Field(50, ge=1)
+    # pairs per forward pass: a request is scored in length-sorted batches of this many pairs,
+    # each padded to its own longest pair (32 measured fastest for MiniLM on 2 cores; a whole
+    # rank@100 as one pass pads more). BentoML adaptive (cross-request) batching is off on
+    # purpose, see README "Serving".
+    max_batch_size: int = Field(32, ge=1, le=4096)
+    request_timeout_s: float = Field(30.0, gt=0, le=600)  # BentoML traffic timeout
+    max_concurrency: int = Field(32, ge=1)  # requests in flight before BentoML answers 503
+    product_cache_size: int = Field(50_000, ge=10_000)  # tokenised products kept (>= max_candidates)
+    max_tracked_requests: int = Field(50_000, ge=1)  # served request_ids /feedback accepts (~1 KB each)
     log_dir: str = "logs/serving"
     log_rotate_bytes: int = Field(50_000_000, ge=1_000)
     log_rotate_seconds: int = Field(3600, ge=1)
+    log_fsync_seconds: float = Field(1.0, gt=0, le=60)  # most a machine crash can lose
 
 
 class OrchestrationConfig(Section):
-    """Prefect flows and scheduled retraining (owned by flows/ and src/prodrank/orchestration/)."""
+    """Prefect flows and scheduled retraining (owned by flows/ and src/prodrank/orchestration/;
+    docs/orchestration.md)."""
 
-    retries: int = Field(1, ge=0)
-    retry_delay_seconds: float = Field(10.0, ge=0)
+    retries: int = Field(1, ge=0, le=10)  # retries of a stage after a transient failure
+    retry_delay_seconds: float = Field(10.0, ge=0, le=3600)
     stage_timeout_seconds: float = Field(7200.0, gt=0)
     task_runner: Literal["thread", "dask"] = "thread"
+    max_workers: int = Field(2, ge=1, le=64)  # threads (or Dask workers) for parallel tasks
     schedule_cron: str = "0 3 * * *"
-    promotion_metric: str = "click.ndcg@10"
+    schedule_timezone: str = "UTC"
+    deployment_name: str = Field("scheduled", pattern=r"^[A-Za-z0-9_.-]+$")
+    promotion_metric: str = Field("click.ndcg@10", pattern=r"^[^.]+\..+$")  # <task>.<metric> on the benchmark
     promotion_margin: float = Field(0.0, ge=0)  # challenger must beat the champion by this much
     incoming_dir: str = "data/incoming"  # new data drops land here
+    datasets_dir: str = "datasets"  # accepted drops and the frozen benchmark, versioned with `dvc add`
+    benchmark_max_queries: int = Field(0, ge=0)  # 0 = the whole frozen test split
+    serving_logs: bool = True  # turn new serving request/feedback logs into a drop
+    min_log_impressions: int = Field(200, ge=1)  # fewer new logged impressions: no drop from logs
+    build_bento: bool = True  # `bentoml build` the challenger before promoting it (needs bentofile.yaml)
+    prefect: Literal["auto", "on", "off"] = "auto"  # stages as flows: auto = when a server answers
+    server_host: str = "127.0.0.1"  # `make prefect-server` / `make run`; loopback by default
+    server_port: int = Field(4200, ge=1, le=65535)
+    server_wait_seconds: float = Field(30.0, ge=0, le=600)  # a stage waits this long for a starting server
+
+    @model_validator(mode="after")
+    def _cron_has_five_fields(self) -> "OrchestrationConfig":
+        if len(self.schedule_cron.split()) not in (5, 6):
+            raise ValueError(f"schedule_cron must have 5 fields (minute hour day month weekday), got {self.schedule_cron!r}")
+        return self
 
 
 class RuntimeConfig(Section):

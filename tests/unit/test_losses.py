@@ -11,23 +11,23 @@ torch.manual_seed(0)
 
 
 def reference_bce(p, y, w):
-    return sum(wi * -(yi * math.log(pi) + (1 - yi) * math.log(1 - pi)) for pi, yi, wi in zip(p, y, w)) / sum(w)
+    return sum(wi * -(yi * math.log(pi) + (1 - yi) * math.log(1 - pi)) for pi, yi, wi in zip(p, y, w, strict=False)) / sum(w)
 
 
 def reference_listnet(scores, gains):
     total, count = 0.0, 0
-    for s, g in zip(scores, gains):
+    for s, g in zip(scores, gains, strict=False):
         if sum(g) == 0:
             continue
         z = sum(math.exp(x) for x in s)
-        total += -sum((gi / sum(g)) * math.log(math.exp(si) / z) for si, gi in zip(s, g))
+        total += -sum((gi / sum(g)) * math.log(math.exp(si) / z) for si, gi in zip(s, g, strict=False))
         count += 1
     return total / count
 
 
 def reference_lambda(scores, gains):
     total, count = 0.0, 0
-    for s, g in zip(scores, gains):
+    for s, g in zip(scores, gains, strict=False):
         order = sorted(range(len(s)), key=lambda i: -s[i])
         rank = {item: r for r, item in enumerate(order)}
         ideal = sorted(g, reverse=True)

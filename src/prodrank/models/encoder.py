@@ -26,7 +26,7 @@ class InputBudget:
         return {"query_max_tokens": self.query_max_tokens, "fields": dict(self.fields)}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "InputBudget":
+    def from_dict(cls, data: Mapping) -> InputBudget:
         return cls(int(data["query_max_tokens"]), dict(data["fields"]))
 
 
@@ -36,6 +36,10 @@ class EncodedBatch:
     attention_mask: torch.Tensor  # [B, L]
     token_type_ids: torch.Tensor  # [B, L]
     truncated: torch.Tensor  # [B] bool: some text was cut by the budget
+
+    def to(self, device: torch.device) -> "EncodedBatch":
+        return EncodedBatch(self.input_ids.to(device), self.attention_mask.to(device),
+                            self.token_type_ids.to(device), self.truncated)
 
 
 class PairEncoder:

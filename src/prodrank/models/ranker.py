@@ -74,14 +74,15 @@ class LoadedRanker:
         n = len(order)
         out = {name: np.zeros(n, dtype=np.float64) for name in ("score", *self.tasks)}
         truncated = np.zeros(n, dtype=bool)
+        device = next(self.model.parameters()).device
         with torch.inference_mode():
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
                 batch = self.pair_encoder.encode([queries[i] for i in idx], [product_ids[i] for i in idx])
-                output = self.model(batch)
-                out["score"][idx] = self.model.head.ranking_score(output).double().numpy()
+                output = self.model(batch.to(device))
+                out["score"][idx] = self.model.head.ranking_score(output).double().cpu().numpy()
                 for task, p in output.probabilities().items():
-                    out[task][idx] = p.double().numpy()
+                    out[task][idx] = p.double().cpu().numpy()
                 truncated[idx] = batch.truncated.numpy()
         out["truncated"] = truncated
         return out

@@ -12,6 +12,12 @@ import torch.distributed as dist
 class DistContext:
     rank: int = 0
     world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def device(self) -> torch.device:
+        """One GPU per process when there are GPUs, else the CPU."""
+        return torch.device(f"cuda:{self.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
 
     @property
     def is_main(self) -> bool:
@@ -33,7 +39,7 @@ def init_distributed() -> DistContext:
         return DistContext()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return DistContext(rank=dist.get_rank(), world_size=world_size)
+    return DistContext(rank=dist.get_rank(), world_size=world_size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def shutdown_distributed(ctx: DistContext) -> None:

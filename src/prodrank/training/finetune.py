@@ -55,6 +55,10 @@ class Batch:
     slot_item: torch.Tensor  # [B] index of the pair within its query's list
     n_queries: int
 
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.queries, self.product_ids, self.targets.to(device), self.weights.to(device),
+                     self.slot_query.to(device), self.slot_item.to(device), self.n_queries)
+
 
 def sample_batch(groups: list[QueryGroup], candidates: int, rng: np.random.Generator) -> Batch:
     queries, pids, targets, weights, slot_q, slot_i = [], [], [], [], [], []
@@ -121,15 +125,16 @@ class MultiTaskObjective(nn.Module):
         output = self.model(encoded)
         task_losses, parts = {}, {}
         shape = (max(batch.n_queries, 1), int(batch.slot_item.max()) + 1 if len(batch.slot_item) else 1)
-        mask = torch.zeros(shape, dtype=torch.bool)
+        device = batch.targets.device
+        mask = torch.zeros(shape, dtype=torch.bool, device=device)
         mask[batch.slot_query, batch.slot_item] = True
         for t, task in enumerate(self.tasks):
             target = batch.targets[:, t]
             loss = self.bce(output.log_p[task], output.log_not_p[task], target, batch.weights, normalizers["bce"])
             parts[f"{task}/bce"] = loss.detach()
             if self.listwise is not None:
-                scores = torch.zeros(shape).index_put((batch.slot_query, batch.slot_item), output.log_p[task])
-                gains = torch.zeros(shape).index_put((batch.slot_query, batch.slot_item), target)
+                scores = torch.zeros(shape, device=device).index_put((batch.slot_query, batch.slot_item), output.log_p[task])
+                gains = torch.zeros(shape, device=device).index_put((batch.slot_query, batch.slot_item), target)
                 listwise = self.listwise(scores, gains, mask, normalizers[f"{task}/listwise"])
                 parts[f"{task}/listwise"] = listwise.detach()
                 loss = loss + self.listwise_weight * listwise
@@ -253,7 +258,8 @@ def finetune(
         raise ValueError(f"need training and validation queries, got {len(train_groups)} and {len(valid_groups)}")
 
     model, pair_encoder = build_model(tcfg, init_dir)
-    objective = MultiTaskObjective(model, tcfg)
+    device = ctx.device
+    objective = MultiTaskObjective(model, tcfg).to(device)
     optimizer = _optimizer(objective, tcfg)
     steps_per_epoch = math.ceil(len(train_groups) / tcfg.queries_per_batch)
     total_steps = tcfg.epochs * steps_per_epoch
@@ -269,7 +275,7 @@ def finetune(
         "history": {"train_loss": [], "valid_ndcg": []},
     }
     if state_path.exists():
-        saved = torch.load(state_path, weights_only=True)
+        saved = torch.load(state_path, weights_only=True, map_location="cpu")
         if saved["fingerprint"] == fingerprint:
             objective.load_state_dict(saved["objective"])
             optimizer.load_state_dict(saved["optimizer"])
@@ -312,8 +318,8 @@ def finetune(
         global_batch = sample_batch(chosen, tcfg.candidates_per_query, np.random.default_rng([cfg.seed, 1_000_003, step]))
         normalizers = global_normalizers(global_batch, tasks, ctx.world_size)
         batch = shard(global_batch, ctx)
-        encoded = pair_encoder.encode(batch.queries, batch.product_ids)
-        loss, parts = trainable(encoded, batch, normalizers)
+        encoded = pair_encoder.encode(batch.queries, batch.product_ids).to(device)
+        loss, parts = trainable(encoded, batch.to(device), normalizers)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(objective.parameters(), tcfg.grad_clip)

@@ -26,7 +26,13 @@ import torch
 from tokenizers import BertWordPieceTokenizer
 from torch.nn import functional as F
 from tqdm import tqdm
-from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, BertTokenizerFast, PreTrainedTokenizerBase
+from transformers import (
+    AutoTokenizer,
+    BertConfig,
+    BertForMaskedLM,
+    BertTokenizerFast,
+    PreTrainedTokenizerBase,
+)
 
 from prodrank.config import Config, PretrainConfig
 from prodrank.data.schema import CATALOG_TEXT_FIELDS
@@ -146,8 +152,8 @@ def heldout_perplexity(model: BertForMaskedLM, tokenizer, texts: list[str], cfg:
 
 
 def _run_steps(model, tokenizer, texts, cfg: PretrainConfig, steps: int, params, rng, history, phase: str,
-               heldout: list[str], seed: int, step_offset: int) -> None:
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.01)
+               heldout: list[str], seed: int, step_offset: int, learning_rate: float) -> None:
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
     scheduler = linear_warmup_decay(optimizer, int(cfg.warmup_ratio * steps), steps)
     model.train()
     for step in tqdm(range(steps), desc=f"pretrain ({phase})"):
@@ -187,14 +193,14 @@ def pretrain(cfg: Config, prepared_dir: str | Path, out_dir: str | Path, plots_p
             for p in model.bert.parameters():
                 p.requires_grad_(False)
             _run_steps(model, tokenizer, texts, pcfg, pcfg.head_warmup_steps, head_params, rng, history,
-                       "head", heldout, cfg.seed, 0)
+                       "head", heldout, cfg.seed, 0, pcfg.head_learning_rate)
             for p in model.bert.parameters():
                 p.requires_grad_(True)
         metrics["perplexity_start"] = heldout_perplexity(model, tokenizer, heldout, pcfg, cfg.seed)
         history.append({"step": pcfg.head_warmup_steps, "phase": "full", "heldout_perplexity": metrics["perplexity_start"]})
         if pcfg.steps:
             _run_steps(model, tokenizer, texts, pcfg, pcfg.steps, [p for p in model.parameters() if p.requires_grad],
-                       rng, history, "full", heldout, cfg.seed, pcfg.head_warmup_steps)
+                       rng, history, "full", heldout, cfg.seed, pcfg.head_warmup_steps, pcfg.learning_rate)
         metrics["perplexity_final"] = heldout_perplexity(model, tokenizer, heldout, pcfg, cfg.seed)
         metrics["perplexity_reduction"] = 1.0 - metrics["perplexity_final"] / metrics["perplexity_start"]
     else:
