@@ -28,7 +28,19 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--catalog", help="catalogue table for --interactions (optional for --judgments)")
     ev.add_argument("--model", default=str(paths.RANKER), help="saved ranker directory")
     ev.add_argument("--out", default="reports/external", help="where an outside evaluation is written")
+    sub.add_parser("ablate", help="train and evaluate the variants in evaluate.ablations")
     sub.add_parser("config", help="print the resolved, validated configuration")
+    sub.add_parser("package", help="put the gated ranker into the BentoML model store (models/package.json)")
+    sv = sub.add_parser("serve", help="serve the champion (or --tag) with BentoML: `bentoml serve` on serving.host:port")
+    sv.add_argument("--tag", help="model tag to serve (default: $PRODRANK_MODEL_TAG, else the champion)")
+    sv.add_argument("--host", help="default: serving.host")
+    sv.add_argument("--port", type=int, help="default: serving.port")
+    from prodrank.orchestration.commands import add_parsers  # retrain, rollback (docs/orchestration.md)
+
+    add_parsers(sub)
+    from prodrank.monitoring.commands import add_parsers as add_monitoring  # monitor, simulate-traffic
+
+    add_monitoring(sub)
     return parser
 
 
@@ -43,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from prodrank import stages
     from prodrank.data.validate import DataValidationError
     from prodrank.evaluation.evaluate import QualityGateError
+    from prodrank.serving.registry import RegistryError, TamperedModelError
 
     try:
         cfg = load_config(args.params, args.profile)
@@ -50,16 +63,53 @@ def main(argv: list[str] | None = None) -> int:
             print(cfg.model_dump_json(indent=2))
         elif args.command == "generate":
             stages.ingest(cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": "synthetic"})}), args.out)
+        elif args.command == "serve":
+            return _serve(cfg, args)
         elif args.command == "evaluate" and (args.judgments or args.interactions):
             stages.evaluate_external(cfg, args.judgments, args.interactions, args.catalog, args.model, args.out)
-        else:
-            getattr(stages, args.command)(cfg)
-    except (ConfigError, DataValidationError, QualityGateError, ValueError, FileNotFoundError, KeyError) as err:
+        elif args.command in ("monitor", "simulate-traffic"):  # docs/monitoring.md
+            from prodrank.monitoring import commands as monitoring
+
+            return monitoring.run(cfg, args)
+        elif args.command in ("retrain", "rollback"):
+            from prodrank.orchestration import commands
+
+            return commands.retrain(cfg, args) if args.command == "retrain" else commands.rollback(cfg)
+        else:  # a pipeline stage: inside a Prefect flow when a server answers (prodrank.orchestration.stageflow)
+            from prodrank.orchestration.stageflow import run_stage
+
+            run_stage(args.command, cfg, args.params, args.profile)
+    except (ConfigError, DataValidationError, QualityGateError, RegistryError, TamperedModelError, ValueError,
+            FileNotFoundError, KeyError) as err:
         if args.verbose:
             raise
         print(f"prodrank {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _serve(cfg, args) -> int:
+    """Replace this process with `bentoml serve` (same PID: stop it with SIGTERM)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from prodrank.serving.registry import bentoml_home
+
+    env = dict(os.environ, PRODRANK_PARAMS=args.params)
+    env.setdefault("BENTOML_HOME", str(bentoml_home(cfg)))
+    env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    if args.profile:
+        env["PRODRANK_PROFILE"] = args.profile
+    if args.tag:
+        env["PRODRANK_MODEL_TAG"] = args.tag
+    exe = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or shutil.which("bentoml") or "bentoml"
+    cmd = [exe, "serve", "prodrank.serving.service:ProdrankRanker",
+           "--host", args.host or cfg.serving.host, "--port", str(args.port or cfg.serving.port)]
+    print("+", " ".join(cmd), file=sys.stderr)
+    os.execve(exe, cmd, env)
+    return 0  # not reached
 
 
 if __name__ == "__main__":

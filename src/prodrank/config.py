@@ -189,12 +189,21 @@ class QualityGate(Section):
     gate_metric: str = "click.ndcg@10"
 
 
+class Ablation(Section):
+    """One variant of the model, trained and evaluated beside the main one (`prodrank ablate`)."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    domain_pretraining: bool = True  # false: fine-tune the starting checkpoint without MLM
+    train: dict[str, Any] = {}  # overrides of the `train` section, validated like it
+
+
 class EvaluateConfig(Section):
     ks: tuple[int, ...] = (5, 10)
     bootstrap_samples: int = Field(1000, ge=10)
     baselines: tuple[str, ...] = ("random", "production", "popularity", "bm25", "minilm_biencoder", "lambdamart")
     max_test_queries: int = Field(0, ge=0)  # 0 = all
     quality_gate: QualityGate = QualityGate()
+    ablations: tuple[Ablation, ...] = ()
 
 
 class ServingConfig(Section):
@@ -251,10 +260,99 @@ class OrchestrationConfig(Section):
     server_wait_seconds: float = Field(30.0, ge=0, le=600)  # a stage waits this long for a starting server
 
     @model_validator(mode="after")
-    def _cron_has_five_fields(self) -> "OrchestrationConfig":
+    def _cron_has_five_fields(self) -> OrchestrationConfig:
         if len(self.schedule_cron.split()) not in (5, 6):
             raise ValueError(f"schedule_cron must have 5 fields (minute hour day month weekday), got {self.schedule_cron!r}")
         return self
+
+
+DRIFT_METHODS = ("wasserstein", "jensenshannon", "psi", "hellinger", "kl_div", "ks", "chisquare", "z", "mannw",
+                 "anderson", "cramer_von_mises", "t_test", "TVD", "fisher_exact", "g_test")
+
+
+class DriftCheck(Section):
+    """One Evidently drift test on one column: ``method`` (an Evidently stattest name) and its
+    ``threshold``. Distance methods (wasserstein, jensenshannon, psi, hellinger, kl_div) flag drift
+    when the distance is >= the threshold; p-value tests (ks, chisquare, ...) when p <= it."""
+
+    method: Literal[DRIFT_METHODS] = "wasserstein"  # type: ignore[valid-type]
+    threshold: float = Field(0.1, gt=0)
+    enabled: bool = True
+
+
+def _num(threshold: float = 0.1) -> DriftCheck:
+    return DriftCheck(method="wasserstein", threshold=threshold)
+
+
+def _cat(threshold: float = 0.1) -> DriftCheck:
+    return DriftCheck(method="jensenshannon", threshold=threshold)
+
+
+class DriftChecks(Section):
+    """The drift checks, one per monitored column (docs/monitoring.md). Request-level columns have
+    one value per request, candidate-level ones one per candidate."""
+
+    # input drift
+    query_chars: DriftCheck = _num()  # request: query length in characters
+    query_tokens: DriftCheck = _num()  # request: WordPiece tokens of the query (the served model's tokenizer)
+    query_oov_share: DriftCheck = _num()  # request: share of query words outside the reference vocabulary
+    candidate_count: DriftCheck = _num()  # request
+    category: DriftCheck = _cat()  # candidate: catalogue category ("(unknown)" when not in monitoring.catalogs)
+    brand: DriftCheck = _cat()  # candidate
+    price: DriftCheck = _num()  # candidate: the price sent with the request
+    unseen_product: DriftCheck = _cat()  # candidate: "new" when the id is not in the reference catalogue
+    # prediction drift
+    score: DriftCheck = _num()  # candidate: sum_t w_t p_t
+    p_click: DriftCheck = _num()  # candidate: one per task of the model (p_<task>); tasks missing here use _num()
+    p_add_to_cart: DriftCheck = _num()
+    p_purchase: DriftCheck = _num()
+    top1_score: DriftCheck = _num()  # request: score of the rank-1 result
+    score_gap: DriftCheck = _num()  # request: score at rank 1 - score at rank gap_k
+
+
+class QualityCheck(Section):
+    """Ranking quality from feedback (Evidently NDCG / MRR / HitRate at ``k``, per task)."""
+
+    k: int = Field(5, ge=1)  # NDCG@k, MRR@k, HitRate@k (HitRate@k is 1 by construction when k >= the shown list)
+    max_drop: float = Field(0.1, ge=0)  # drift when current < reference * (1 - max_drop) (reference with feedback)
+    minimum: dict[str, float] = {}  # e.g. {click.ndcg: 0.3}: drift when current is below, whatever the reference
+    min_requests_with_feedback: int = Field(30, ge=1)  # fewer: quality is reported but gives no verdict
+
+
+class RetrainTrigger(Section):
+    """How a drift verdict triggers retraining (``action: trigger``)."""
+
+    via: Literal["flow", "command"] = "flow"  # the retrain Prefect flow in-process, or a command
+    command: tuple[str, ...] = ("prodrank", "retrain", "--logs")  # via: command
+    use_serving_logs: bool = True  # via: flow -> retrain(use_serving_logs=...)
+    force: bool = False  # via: flow -> retrain(force=...): re-run the pipeline even without new data
+    cooldown_hours: float = Field(24.0, ge=0)  # no second trigger within this time (reports/drift/trigger.json)
+
+
+class MonitoringConfig(Section):
+    """Drift monitoring of the serving log with Evidently (owned by src/prodrank/monitoring/;
+    docs/monitoring.md)."""
+
+    log_dir: str | None = None  # serving log to monitor; default: serving.log_dir
+    reports_dir: str = "reports/drift"  # <window>.html / <window>.json
+    reference: Literal["evaluation", "log"] = "evaluation"  # test-split predictions, or a window of the log
+    reference_start: str | None = None  # reference: log -> [start, end) of the reference window (UTC)
+    reference_end: str | None = None
+    predictions: str = "reports/evaluation/predictions.parquet"  # reference: evaluation
+    catalogs: tuple[str, ...] = ("data/prepared/catalog.parquet", "logs/simulator/catalog.parquet")  # first: training catalogue
+    max_requests: int = Field(20_000, ge=100)  # a larger window is sampled (uniformly, by request_id hash)
+    min_requests: int = Field(500, ge=1)  # fewer in either window: no verdict ("insufficient data"); see docs
+    gap_k: int = Field(10, ge=2)  # score gap = score at rank 1 - score at rank gap_k (or the last rank)
+    top_k: int = Field(10, ge=1)  # "top-k changed" between two models compares these sets
+    topk_requests: int = Field(200, ge=1)  # current requests rescored with the other model for it
+    seed: int = 0  # sampling
+    action: Literal["report", "trigger"] = "report"  # on drift: report only, or trigger the retrain flow
+    trigger_on: tuple[Literal["input", "prediction", "quality"], ...] = ("input", "prediction", "quality")
+    min_drifted_checks: int = Field(1, ge=1)  # drift verdict: at least this many checks in trigger_on drifted
+    checks: DriftChecks = DriftChecks()
+    topk_changed_share: float = Field(0.5, gt=0, le=1)  # share of requests whose top-k changed (two models)
+    quality: QualityCheck = QualityCheck()
+    retrain: RetrainTrigger = RetrainTrigger()
 
 
 class RuntimeConfig(Section):
@@ -274,6 +372,25 @@ class Config(Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     serving: ServingConfig = ServingConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+
+    @model_validator(mode="after")
+    def _ablations_valid(self) -> Config:
+        names = [a.name for a in self.evaluate.ablations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"evaluate.ablations: names must be distinct, got {names}")
+        for ablation in self.evaluate.ablations:
+            try:
+                ablation_train(self.train, ablation)
+            except ValidationError as err:
+                bad = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+                raise ValueError(f"evaluate.ablations[{ablation.name}].train: {bad}") from None
+        return self
+
+
+def ablation_train(base: TrainConfig, ablation: Ablation) -> TrainConfig:
+    """The train section of an ablation: the base section with the ablation's overrides."""
+    return TrainConfig.model_validate(_merge(base.model_dump(), ablation.train, TrainConfig))
 
 
 class ConfigError(ValueError):
@@ -307,11 +424,14 @@ def resolve(raw: dict[str, Any], profile: str | None = None) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as err:
-        lines = [
-            f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-            + (f" (got {e['input']!r})" if e["type"] != "missing" else "")
-            for e in err.errors()
-        ]
+        lines = []
+        for e in err.errors():
+            where = ".".join(str(p) for p in e["loc"])
+            if where:
+                got = f" (got {e['input']!r})" if e["type"] != "missing" else ""
+                lines.append(f"  {where}: {e['msg']}{got}")
+            else:  # a check across fields names its keys in the message itself
+                lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
         raise ConfigError(f"invalid {PARAMS_FILE}:\n" + "\n".join(lines)) from None
 
 

@@ -107,3 +107,18 @@ def evaluate_external(cfg: Config, judgments: str | None, interactions: str | No
         raise ValueError("give --judgments FILE [--catalog FILE], or --interactions FILE --catalog FILE")
     out_dir = Path(out_dir)
     return evaluate_tables(cfg, tables, Path(ranker_dir), out_dir / "metrics.json", out_dir, f"prodrank evaluation — {source}")
+
+
+def package(cfg: Config) -> dict:
+    """Put the gated ranker into the BentoML model store; writes models/package.json."""
+    from prodrank.serving.packaging import package as run
+
+    return run(cfg)
+
+
+def ablate(cfg: Config) -> object:
+    """Train and evaluate every variant in evaluate.ablations beside the main model."""
+    from prodrank.evaluation.ablation import run_ablations
+
+    return run_ablations(cfg, paths.PREPARED, paths.PRETRAINED, paths.RANKER, paths.ABLATIONS,
+                         paths.EVALUATION_REPORTS.parent / "ablations")

@@ -100,6 +100,47 @@ def test_push_then_pull_into_a_clean_clone_restores_data(project, tmp_path):
         assert tree_digest(clone / path) == tree_digest(project / path), path
 
 
+def test_evaluate_any_judgments_file_in_the_documented_format(project, tmp_path):
+    rows = ["query,product_id,product_title,brand,grade"]
+    for q, (query, good) in enumerate([("red sofa", "Acme 3-Seat Sofa in Red"), ("cordless drill", "Volt 20V Cordless Drill"),
+                                       ("table lamp", "Lumo Table Lamp in Brass")]):
+        rows += [f"{query},G{q},{good},Acme,3", f"{query},B{q}a,Steel Garden Hose 50 ft.,Hoso,1",
+                 f"{query},B{q}b,Cotton Bath Towel 6-Pk,Softy,1.5"]
+    judgments = tmp_path / "judgments.csv"
+    judgments.write_text("\n".join(rows) + "\n")
+    sh([str(BIN / "prodrank"), "evaluate", "--judgments", str(judgments), "--out", str(tmp_path / "out")], project)
+    result = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert result["n_queries"] == 3
+    assert {"prodrank", "bm25", "minilm_biencoder"} <= set(result["methods"])
+    assert "lambdamart" not in result["methods"]  # needs training data from the same source
+    assert result["methods"]["bm25"]["relevance_true"]["ndcg@10"] == 1.0  # the good titles share the query words
+
+
+def test_ablations_are_trained_and_tabulated(project):
+    sh([str(BIN / "prodrank"), "ablate"], project)
+    table = json.loads((project / "reports/ablations/ablations.json").read_text())
+    variants = {row["variant"] for row in table}
+    assert variants == {"full_model", "no_domain_pretraining", "single_task_click"}
+    single = [r for r in table if r["variant"] == "single_task_click"]
+    assert {r["target"] for r in single} >= {"click", "relevance_true"}  # only its own task, plus true relevance
+    full = [r for r in table if r["variant"] == "full_model"]
+    assert all(r["diff_vs_full"] == 0 for r in full)
+    assert "| no_domain_pretraining |" in (project / "reports/ablations/ablations.md").read_text()
+
+
+def test_failing_quality_gate_stops_before_packaging(project):
+    set_params(project, **{"profiles.tiny.evaluate.quality_gate": {"minimum": {"click.ndcg@10": 0.999}}})
+    try:
+        result = sh([str(BIN / "dvc"), "repro"], project, check=False)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "quality gate failed" in output and "below the minimum 0.999" in output
+        assert "Running stage 'package'" not in output
+        report = json.loads((project / "metrics/evaluate.json").read_text())
+        assert report["quality_gate"]["passed"] is False  # the numbers are still written for reading
+    finally:
+        set_params(project, **{"profiles.tiny.evaluate.quality_gate": {"minimum": {}, "must_beat": ["random"]}})
+
+
 def test_bad_data_stops_the_pipeline_and_keeps_good_artefacts(project, tmp_path):
     before = {p: tree_digest(project / p) for p in ("data/prepared", "models/ranker")}
     bad = tmp_path / "judgments.csv"

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from prodrank.data.schema import CATALOG_TEXT_FIELDS
-
 log = logging.getLogger(__name__)
 
 
@@ -61,6 +59,8 @@ def bm25_field_scores(data: EvalSet, pairs: pd.DataFrame, field: str | tuple[str
     """BM25 of each pair's query against one product field (or several concatenated),
     with the index built over the products these pairs show."""
     import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s forces DEBUG on import
 
     fields = (field,) if isinstance(field, str) else field
     products = pd.Index(pairs["product_id"].unique())

@@ -59,27 +59,24 @@ class TamperedModelError(RuntimeError):
 
 
 # -- locations ---------------------------------------------------------------------------
-def bentoml_home(cfg: Config | None = None, set_env: bool = True) -> Path:
-    """The BentoML home: ``$BENTOML_HOME`` if set, else ``cfg.serving.bentoml_home`` made
-    absolute. With ``set_env`` the choice is exported, so BentoML itself (imported later in
-    this process, or in a ``bentoml serve`` child) uses the same store."""
+def bentoml_home(cfg: Config | None = None) -> Path:
+    """The BentoML home: ``$BENTOML_HOME`` if set, else ``cfg.serving.bentoml_home``
+    (default ``.bentoml``) made absolute."""
     env = os.environ.get("BENTOML_HOME")
     if env:
         return Path(env).expanduser().resolve()
-    configured = Path(cfg.serving.bentoml_home if cfg is not None else ".bentoml").expanduser().resolve()
-    if set_env:
-        os.environ["BENTOML_HOME"] = str(configured)
-    return configured
+    return Path(cfg.serving.bentoml_home if cfg is not None else ".bentoml").expanduser().resolve()
 
 
 def _store(cfg: Config | None = None):
-    """A BentoML ModelStore on :func:`bentoml_home` (built per call, so a test or a CLI that
-    sets BENTOML_HOME after bentoml was imported still gets the right store)."""
+    """A BentoML ModelStore on :func:`bentoml_home`'s ``models/``, built
+    per call and passed to ``bentoml.models.*`` explicitly: the store does not depend on
+    when BentoML's global container first read BENTOML_HOME in this process."""
     from bentoml._internal.models import ModelStore
 
-    home = bentoml_home(cfg)
-    (home / "models").mkdir(parents=True, exist_ok=True)
-    return ModelStore(str(home / "models"))
+    directory = bentoml_home(cfg) / "models"
+    directory.mkdir(parents=True, exist_ok=True)
+    return ModelStore(str(directory))
 
 
 # -- provenance ----------------------------------------------------------------------------
@@ -123,9 +120,8 @@ def git_revision(root: Path = Path(".")) -> str | None:
     if not head.startswith("ref:"):
         return head
     ref = head.split(":", 1)[1].strip()
-    for base in (git, git.parent / "commondir" if False else git):
-        if (base / ref).exists():
-            return (base / ref).read_text().strip()
+    if (git / ref).exists():
+        return (git / ref).read_text().strip()
     packed = git / "packed-refs"
     if packed.exists():
         for line in packed.read_text().splitlines():
@@ -144,6 +140,18 @@ def dvc_data_version(lock_path: Path = Path("dvc.lock"), data_path: str = PREPAR
             if out.get("path") == data_path and out.get("md5"):
                 return {"path": data_path, "md5": out["md5"], "stage": stage}
     return None
+
+
+def _metadata_safe(value: Any) -> Any:
+    """BentoML metadata takes str/int/float/bool, lists and dicts only: drop None entries
+    (readers use .get) and stringify anything else."""
+    if isinstance(value, Mapping):
+        return {str(k): _metadata_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_metadata_safe(v) for v in value if v is not None]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
 
 
 def metrics_summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,12 +201,26 @@ def _now() -> str:
 
 def _get(tag: str, cfg: Config | None = None):
     import bentoml
+    from bentoml.exceptions import BentoMLException
+
+    store = _store(cfg)
+    try:
+        return bentoml.models.get(tag, _model_store=store)
+    except BentoMLException:  # NotFound, or a malformed tag
+        raise RegistryError(f"model {tag!r} is not in the BentoML store at {bentoml_home(cfg) / 'models'}"
+                            " (run `prodrank package`)") from None
+
+
+def _list(cfg: Config | None = None) -> list:
+    """Every stored model named ``serving.model_name`` (empty list, not NotFound, if none)."""
+    import bentoml
     from bentoml.exceptions import NotFound
 
+    name = cfg.serving.model_name if cfg is not None else "prodrank-ranker"
     try:
-        return bentoml.models.get(tag, _model_store=_store(cfg))
+        return bentoml.models.list(name, _model_store=_store(cfg))
     except NotFound:
-        raise RegistryError(f"model {tag!r} is not in the BentoML store at {bentoml_home(cfg)}") from None
+        return []
 
 
 # -- public API ----------------------------------------------------------------------------
@@ -208,8 +230,6 @@ def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config) 
     Packaging the same ranker files again returns the existing tag instead of a duplicate.
     """
     import bentoml
-
-    from prodrank.models.ranker import load_ranker  # noqa: F401  (fails early if torch stack is broken)
 
     ranker_dir = Path(ranker_dir)
     if not (ranker_dir / "ranker.json").exists():
@@ -222,7 +242,7 @@ def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config) 
     digest = content_digest(hashes)
     name = cfg.serving.model_name
     store = _store(cfg)
-    for existing in bentoml.models.list(name, _model_store=store):
+    for existing in _list(cfg):
         if existing.info.metadata.get("content_sha256") == digest:
             with _locked_registry(cfg) as reg:
                 reg["models"].setdefault(str(existing.tag), {"stage": "candidate", "packaged_at": _now()})
@@ -248,7 +268,7 @@ def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config) 
         "packaged_at": _now(),
     }
     labels = {"stage": "candidate", "gate": "passed", "profile": cfg.profile, "project": "prodrank"}
-    with bentoml.models.create(name, labels=labels, metadata=metadata, _model_store=store) as model:
+    with bentoml.models.create(name, labels=labels, metadata=_metadata_safe(metadata), _model_store=store) as model:
         shutil.copytree(ranker_dir, model.path_of(RANKER_SUBDIR))
     tag = str(model.tag)
     with _locked_registry(cfg) as reg:
@@ -316,6 +336,7 @@ def rollback(cfg: Config | None = None) -> str:
 
 
 def model_metadata(tag: str, cfg: Config | None = None) -> dict[str, Any]:
+    """Tag, labels, metadata, creation time and path of a stored model (no weights loaded)."""
     model = _get(tag, cfg)
     return {"tag": str(model.tag), "labels": dict(model.info.labels), "metadata": dict(model.info.metadata),
             "creation_time": model.info.creation_time.isoformat(), "path": str(model.path)}
@@ -334,27 +355,12 @@ def verify_files(model_path: Path, expected: Mapping[str, str]) -> None:
                                  f"({'; '.join(parts)}); refusing to load it")
 
 
-def resolve_model(tag: str, cfg: Config | None = None):
-    """The stored BentoML model for ``tag``: the BentoML home's store, or (inside a built
-    bento, where the bento's own store is BentoML's global store) that one."""
-    import bentoml
-    from bentoml.exceptions import NotFound
-
-    try:
-        return _get(tag, cfg)
-    except RegistryError:
-        try:
-            return bentoml.models.get(tag)
-        except NotFound:
-            raise RegistryError(f"model {tag!r} is not in the BentoML store at {bentoml_home(cfg, set_env=False)}"
-                                " (run `prodrank package`)") from None
-
-
 def load_packaged(tag: str, cfg: Config | None = None):
-    """(LoadedRanker, metadata) for a packaged model, after checking every file's sha256."""
+    """(LoadedRanker, metadata) for a packaged model, after checking every file's sha256
+    (raises :class:`TamperedModelError` naming the files that differ)."""
     from prodrank.models.ranker import load_ranker
 
-    model = resolve_model(tag, cfg)
+    model = _get(tag, cfg)
     metadata = dict(model.info.metadata)
     expected = metadata.get("files")
     if not expected:
@@ -366,28 +372,24 @@ def load_packaged(tag: str, cfg: Config | None = None):
     return load_ranker(path / RANKER_SUBDIR), metadata
 
 
+def newest(cfg: Config | None = None) -> str | None:
+    """The most recently packaged model of ``serving.model_name`` in the store, or None."""
+    models = _list(cfg)
+    return str(max(models, key=lambda m: m.info.creation_time).tag) if models else None
+
+
 def serving_tag(cfg: Config | None = None) -> str:
     """What the service serves: ``$PRODRANK_MODEL_TAG``, else the champion, else the newest
-    packaged model (the only one inside a built bento)."""
-    import bentoml
-
+    packaged model."""
     if tag := os.environ.get("PRODRANK_MODEL_TAG"):
         return tag
     if tag := champion(cfg):
         return tag
+    if tag := newest(cfg):
+        return tag
     name = cfg.serving.model_name if cfg is not None else "prodrank-ranker"
-    models = []
-    for store in (_store(cfg), None):
-        try:
-            models = bentoml.models.list(name, _model_store=store) if store is not None else bentoml.models.list(name)
-        except Exception:  # noqa: BLE001 - an empty or missing store
-            models = []
-        if models:
-            break
-    if not models:
-        raise RegistryError(f"no packaged {name!r} model in {bentoml_home(cfg, set_env=False)}: "
-                            "run `prodrank package` (or `make run`) first")
-    return str(max(models, key=lambda m: m.info.creation_time).tag)
+    raise RegistryError(f"no packaged {name!r} model in {bentoml_home(cfg)}: run `prodrank package` "
+                        "(or `make run`) first, or set PRODRANK_MODEL_TAG")
 
 
 def write_package_manifest(tag: str, cfg: Config, out: str | Path = paths.RANKER.parent / "package.json") -> dict:

@@ -112,16 +112,11 @@ class RequestLog:
             os.fsync(self._fh.fileno())
             self._last_fsync = time.monotonic()
 
-    def _rotate_if_due(self) -> None:
-        if self._fh is None:
-            self._fh = self._open()
-            return
-        too_big = self._fh.tell() >= self.rotate_bytes
-        too_old = time.monotonic() - self._opened_at >= self.rotate_seconds
-        if too_big or too_old:
+    def _rotate(self) -> None:
+        if self._fh is not None:
             self._sync()
             self._fh.close()
-            self._fh = self._open()
+        self._fh = self._open()
 
     def _append(self, records: list[dict[str, Any]]) -> None:
         lines = []
@@ -133,9 +128,19 @@ class RequestLog:
                 log.error("request log: record %s not serialisable: %s", record.get("request_id"), err)
         if not lines:
             return
-        self._rotate_if_due()
+        if self._fh is None or time.monotonic() - self._opened_at >= self.rotate_seconds:
+            self._rotate()
         assert self._fh is not None
-        self._fh.write(b"".join(lines))
+        size, pending = self._fh.tell(), []
+        for line in lines:  # a file holds at most rotate_bytes plus one record
+            if size >= self.rotate_bytes:
+                self._fh.write(b"".join(pending))
+                pending = []
+                self._rotate()
+                size = 0
+            pending.append(line)
+            size += len(line)
+        self._fh.write(b"".join(pending))
         self._fh.flush()
         self.written += len(lines)
         if time.monotonic() - self._last_fsync >= self.fsync_seconds:
@@ -202,12 +207,35 @@ def log_files(log_dir: str | Path) -> list[Path]:
     return sorted(Path(log_dir).glob(f"{FILE_PREFIX}*{FILE_SUFFIX}"))
 
 
-def _file_start(path: Path) -> datetime | None:
+def _file_key(path: Path) -> tuple[str, datetime] | None:
+    """(writer pid, time the file was opened) from ``requests-<stamp>-<pid>-<seq>.jsonl``."""
     try:
-        stamp = path.name[len(FILE_PREFIX):].split("-", 1)[0]
-        return datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+        stamp, pid, _ = path.name[len(FILE_PREFIX):-len(FILE_SUFFIX)].split("-", 2)
+        return pid, datetime.strptime(stamp, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+def _files_after(files: list[Path], start: pd.Timestamp | None) -> list[Path]:
+    """Drop files that hold only records older than ``start``: a writer opens its next file
+    after every record of the previous one was timestamped, so each file's records are older
+    than the opening time of the same writer's next file."""
+    if start is None:
+        return files
+    by_writer: dict[str, list[tuple[datetime, Path]]] = {}
+    keep = []
+    for path in files:
+        key = _file_key(path)
+        if key is None:
+            keep.append(path)
+        else:
+            by_writer.setdefault(key[0], []).append((key[1], path))
+    for series in by_writer.values():
+        series.sort()
+        for (_, path), nxt in zip(series, [*series[1:], None], strict=True):
+            if nxt is None or nxt[0] > start:
+                keep.append(path)
+    return sorted(keep)
 
 
 def _as_utc(value: str | datetime | pd.Timestamp | None) -> pd.Timestamp | None:
@@ -241,10 +269,7 @@ def read_log(log_dir: str | Path, start: str | datetime | None = None, end: str 
     """
     start_ts, end_ts = _as_utc(start), _as_utc(end)
     records = []
-    for path in log_files(log_dir):
-        file_start = _file_start(path)
-        if end_ts is not None and file_start is not None and file_start >= end_ts:
-            continue  # the file began after the window; nothing in it can be inside
+    for path in _files_after(log_files(log_dir), start_ts):
         records.extend(r for r in _records(path) if kind is None or r.get("kind") == kind)
     columns = ["kind", "request_id", "timestamp", "model_version"]
     if not records:

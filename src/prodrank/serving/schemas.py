@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 from pydantic_core import PydanticCustomError
 
 EVENTS = ("click", "add_to_cart", "purchase")
@@ -58,14 +58,19 @@ class Candidate(_Strict):
         None, description='"color: red; size: xl" or {"color": "red", "size": "xl"}')
     price: float | None = Field(None, ge=0, allow_inf_nan=False, description="logged, not used by the model")
 
+    @field_validator("id", "title")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("blank", "must contain non-whitespace text")
+        return value
+
     @field_validator("id")
     @classmethod
     def _id_short(cls, value: str) -> str:
         if len(value) > LIMITS.max_id_chars:
-            raise PydanticCustomError("id_too_long", "id is {n} characters, more than {limit}",
+            raise PydanticCustomError("too_long", "{n} characters, more than the limit of {limit}",
                                       {"n": len(value), "limit": LIMITS.max_id_chars})
-        if not value.strip():
-            raise PydanticCustomError("blank", "id must not be blank")
         return value
 
     def fields(self) -> dict[str, str | None]:
@@ -88,7 +93,7 @@ class RankRequest(_Strict):
     @classmethod
     def _query_not_blank(cls, value: str) -> str:
         if not value.strip():
-            raise PydanticCustomError("blank", "query must contain non-whitespace text")
+            raise PydanticCustomError("blank", "must contain non-whitespace text")
         return value
 
     @field_validator("candidates")
@@ -103,28 +108,31 @@ class RankRequest(_Strict):
         for i, candidate in enumerate(value):
             if candidate.id in seen:
                 raise PydanticCustomError(
-                    "duplicate_id", "duplicate id {id!r} (candidates {first} and {second})",
+                    "duplicate_id", "duplicate id '{id}' (candidates {first} and {second})",
                     {"id": candidate.id, "first": seen[candidate.id], "second": i})
             seen[candidate.id] = i
         return value
 
 
-class RankedResult(BaseModel):
-    """One ranked product. Besides these fields it carries ``p_<task>`` for every task of
-    the served model (``p_click``, ``p_add_to_cart``, ``p_purchase`` for the default one)."""
-
-    model_config = ConfigDict(extra="allow")
-
+class _RankedBase(BaseModel):
     id: str
     rank: int
-    score: float
-    truncated: bool = False  # some of its text (or the query) was cut to fit the budget
+    score: float  # sum_t score_weight_t * p_t: the ranking key
 
 
-class RankResponse(BaseModel):
-    request_id: str
-    model_version: str
-    results: list[RankedResult]
+def response_models(tasks: Iterable[str]) -> tuple[type[BaseModel], type[BaseModel]]:
+    """(RankedResult, RankResponse) for a model's task list: one ``p_<task>`` field per task,
+    so the OpenAPI schema and BentoML's clients see every field the service returns."""
+    fields: dict[str, Any] = {f"p_{task}": (float, Field(ge=0, le=1)) for task in tasks}
+    fields["truncated"] = (bool, Field(False, description="text of this pair was cut to fit the budget"))
+    result = create_model("RankedResult", __base__=_RankedBase, **fields)
+    response = create_model("RankResponse", request_id=(str, ...), model_version=(str, ...),
+                            results=(list[result], ...))  # type: ignore[valid-type]
+    return result, response
+
+
+# the default model's tasks (click, add-to-cart, purchase); the service builds its own from the served model
+RankedResult, RankResponse = response_models(("click", "add_to_cart", "purchase"))
 
 
 class FeedbackRequest(_Strict):

@@ -1,0 +1,500 @@
+"""Serving benchmark: the running BentoML server over HTTP against the naive baseline.
+
+    python benchmarks/bench_serving.py                     # tiny model (tiny profile's shape), quick
+    python benchmarks/bench_serving.py --arch minilm       # default architecture (MiniLM-L6 + MMoE head)
+    python benchmarks/bench_serving.py --model-dir models/ranker   # a trained ranker
+    python benchmarks/bench_serving.py --url http://127.0.0.1:3000 # an already running server
+
+Without ``--url`` it packages the model into a temporary BentoML home, starts
+``bentoml serve`` on a free loopback port, and stops it (SIGTERM by PID) at the end.
+
+Reported, with the hardware and settings:
+1. over HTTP: p50/p95/p99 latency and throughput of rank@10/50/100 at concurrency 1 and 4;
+2. the naive baseline in the same run, same weights, same threads: transformers-style
+   tokenisation padded to the budget's max_length, no length sorting, one request at a
+   time in batches of 32 — as a speed ratio; the optimised scorer in-process (no HTTP) too;
+3. FLOPs per pair at the measured token lengths vs the measured fp32 matmul GFLOP/s;
+4. dynamic int8 quantisation: speed, and accuracy cost vs fp32 (score correlation, top-10
+   overlap, NDCG@10 against the synthetic world's true relevance).
+The load generator runs on the same CPU as the server: HTTP figures include its cost.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+# as in the service (src/prodrank/serving/service.py): sleeping, not spinning, OpenMP threads;
+# set before torch loads OpenMP so the in-process and naive measurements run like the server
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from prodrank.config import load_config  # noqa: E402
+from prodrank.models.encoder import FIELD_ORDER, EncodedBatch  # noqa: E402
+from prodrank.models.ranker import LoadedRanker, load_ranker, save_ranker  # noqa: E402
+from prodrank.serving.engine import RankingEngine, compare_rankings, quantize_encoder  # noqa: E402
+
+BENCH_GATE = {"quality_gate": {"passed": True, "problems": []}, "methods": {}, "n_queries": 0,
+              "note": "benchmark copy, not evaluated"}
+
+
+# -- hardware ----------------------------------------------------------------------------------
+def hardware() -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine()}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+        flags = next(line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags"))
+        info["simd"] = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags)
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor()
+    info["load_average_1m"] = round(os.getloadavg()[0], 2)  # other work on the machine skews every figure
+    info["cores_usable"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+        info["memory_gb"] = round(int(mem.split()[1]) / 1024 / 1024, 1)
+    except (OSError, StopIteration):
+        pass
+    return info
+
+
+def matmul_gflops(m: int, k: int, n: int, threads: int, trials: int = 7, seconds: float = 0.25) -> float:
+    """Best of several short timed runs of an fp32 [m,k]@[k,n] (best-of: other load on a shared
+    machine only ever slows a run down, so the fastest run is the closest to the machine's rate)."""
+    torch.set_num_threads(threads)
+    a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+    for _ in range(3):
+        torch.mm(a, b, out=out)
+    best = 0.0
+    for _ in range(trials):
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            torch.mm(a, b, out=out)
+            reps += 1
+        best = max(best, 2 * m * k * n * reps / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+# -- model -------------------------------------------------------------------------------------
+def build_model(arch: str, out: Path) -> Path:
+    """A ranker of the given architecture with untrained head (speed does not depend on training)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from prodrank.models.encoder import InputBudget, PairEncoder
+    from prodrank.models.multitask import HeadConfig
+    from prodrank.models.ranker import CrossEncoderRanker
+    from prodrank.training.pretrain import minilm_path
+
+    torch.manual_seed(0)
+    profile = "tiny" if arch == "tiny" else "default"
+    cfg = load_config(ROOT / "params.yaml", profile)
+    tcfg = cfg.train
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    if arch == "minilm":
+        encoder = BertModel.from_pretrained(minilm_path(), add_pooling_layer=False)
+    else:
+        s = cfg.pretrain.scratch
+        encoder = BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=s.hidden_size,
+                                       num_hidden_layers=s.num_hidden_layers, num_attention_heads=s.num_attention_heads,
+                                       intermediate_size=s.intermediate_size, max_position_embeddings=512),
+                            add_pooling_layer=False)
+    head = HeadConfig(input_size=encoder.config.hidden_size, tasks=tuple(t.name for t in tcfg.tasks),
+                      architecture=tcfg.architecture, n_experts=tcfg.n_experts, task_experts=tcfg.task_experts,
+                      expert_hidden=tcfg.expert_hidden, tower_hidden=tcfg.tower_hidden, dropout=0.0,
+                      chaining=tcfg.chaining, score_weights=dict(tcfg.score_weights))
+    model = CrossEncoderRanker(encoder, head).eval()
+    budget = InputBudget(tcfg.query_max_tokens, tcfg.fields.model_dump())
+    save_ranker(model, PairEncoder(tokenizer, budget), out)
+    return out
+
+
+# -- workload ----------------------------------------------------------------------------------
+def workload(sizes: list[int], n_requests: int, seed: int) -> dict:
+    """Queries and candidate lists from the synthetic world (tiny profile): realistic text
+    lengths, and true relevance grades for the quantisation NDCG check."""
+    from prodrank.data.world import generate_world
+
+    cfg = load_config(ROOT / "params.yaml", "tiny")
+    tables = generate_world(cfg.world, cfg.seed)
+    catalog = tables["catalog"].set_index("product_id")
+    queries = tables["queries"].set_index("query_id")["query"]
+    grades = tables["relevance"].groupby("query_id")
+    rng = np.random.default_rng(seed)
+    all_ids = catalog.index.to_numpy()
+    qids = queries.index.to_numpy()
+    out = {}
+    for size in sizes:
+        reqs = []
+        for _ in range(n_requests):
+            qid = rng.choice(qids)
+            judged = grades.get_group(qid) if qid in grades.groups else None
+            ids = list(judged["product_id"][:size]) if judged is not None else []
+            others = [p for p in rng.choice(all_ids, size * 2, replace=False) if p not in set(ids)]
+            ids = (ids + others)[:size]
+            rng.shuffle(ids)
+            gain = dict(zip(judged["product_id"], judged["relevance"], strict=True)) if judged is not None else {}
+            cands = []
+            for pid in ids:
+                row = catalog.loc[pid]
+                cands.append({"id": pid, **{f: (None if row[f] is None or row[f] != row[f] else str(row[f]))
+                                             for f in FIELD_ORDER}, "price": float(row["price"])})
+            reqs.append({"query": str(queries[qid]), "candidates": cands,
+                         "gains": np.array([float(gain.get(p, 0)) for p in ids])})
+        out[size] = reqs
+    return out
+
+
+def engine_candidates(request: dict) -> list[dict]:
+    return [{"id": c["id"], "fields": {f: c.get(f) for f in FIELD_ORDER}} for c in request["candidates"]]
+
+
+# -- server ------------------------------------------------------------------------------------
+def start_server(model_dir: Path, threads: int, quantize: bool, workdir: Path) -> tuple[subprocess.Popen, str]:
+    from prodrank.serving.registry import save_model
+
+    home = workdir / "bentoml"
+    os.environ["BENTOML_HOME"] = str(home)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["serving"].update({"threads": threads, "quantize": quantize, "log_dir": str(workdir / "logs"),
+                              "bentoml_home": str(home), "max_candidates": 200, "max_body_bytes": 5_000_000})
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    cfg = load_config(workdir / "params.yaml")
+    tag = save_model(model_dir, BENCH_GATE, cfg)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, BENTOML_HOME=str(home), PRODRANK_PARAMS=str(workdir / "params.yaml"),
+               PRODRANK_MODEL_TAG=tag, BENTOML_DO_NOT_TRACK="true", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    log = open(workdir / "server.log", "wb")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve", "prodrank.serving.service:ProdrankRanker",
+                             "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((workdir / "server.log").read_text()[-3000:])
+        try:
+            if request_json(url, "GET", "/readyz")[0] == 200:
+                return proc, url
+        except OSError:
+            pass
+        time.sleep(0.3)
+    stop_server(proc)
+    raise RuntimeError("server not ready in 180 s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def request_json(url: str, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    parsed = urlparse(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
+    try:
+        conn.request(method, path, body=body, headers={"content-type": "application/json"} if body else {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def http_load(url: str, bodies: list[bytes], concurrency: int) -> dict:
+    """Send every body once with `concurrency` keep-alive connections; latency per request."""
+    parsed = urlparse(url)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    items = iter(bodies)
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
+        while True:
+            with lock:
+                body = next(items, None)
+            if body is None:
+                break
+            start = time.perf_counter()
+            conn.request("POST", "/rank", body=body, headers={"content-type": "application/json"})
+            response = conn.getresponse()
+            payload = response.read()
+            elapsed = time.perf_counter() - start
+            if response.status != 200:
+                raise RuntimeError(f"/rank answered {response.status}: {payload[:300]!r}")
+            with lock:
+                latencies.append(elapsed)
+        conn.close()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(concurrency)]:
+            future.result()
+    wall = time.perf_counter() - start
+    ms = np.array(latencies) * 1000
+    return {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
+            "p99": float(np.percentile(ms, 99)), "req_s": len(ms) / wall}
+
+
+# -- the naive baseline ------------------------------------------------------------------------
+def naive_max_length(ranker: LoadedRanker) -> int:
+    budget = ranker.pair_encoder.budget
+    markers = sum(len(ranker.pair_encoder._markers[f]) for f in FIELD_ORDER if budget.fields.get(f, 0) > 0)
+    return budget.query_max_tokens + sum(budget.fields.values()) + markers + 3
+
+
+def naive_score(ranker: LoadedRanker, request: dict, max_length: int, batch_size: int = 32) -> np.ndarray:
+    """What a first implementation does: HF pair tokenisation per request, every pair padded
+    to max_length, request order (no length sorting), fixed batches, torch.no_grad."""
+    tok = ranker.pair_encoder.tokenizer
+    texts = [" ".join(f"{f}: {c[f]}" for f in FIELD_ORDER if c.get(f)) for c in request["candidates"]]
+    scores = []
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            chunk = texts[i:i + batch_size]
+            enc = tok([request["query"]] * len(chunk), chunk, padding="max_length", truncation="longest_first",
+                      max_length=max_length, return_tensors="pt")
+            batch = EncodedBatch(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"],
+                                 torch.zeros(len(chunk), dtype=torch.bool))
+            scores.append(ranker.model.head.ranking_score(ranker.model(batch)))
+    return torch.cat(scores).numpy()
+
+
+def _stats(ms: list[float]) -> dict:
+    arr = np.array(ms)
+    return {"n": len(arr), "p50": float(np.percentile(arr, 50)), "p95": float(np.percentile(arr, 95)),
+            "p99": float(np.percentile(arr, 99)), "req_s": 1000 * len(arr) / arr.sum()}
+
+
+def timed(fn, requests: list[dict]) -> dict:
+    return timed_pair({"x": fn}, requests)["x"]
+
+
+def timed_pair(fns: dict, requests: list[dict]) -> dict:
+    """Time several scorers on the same requests, interleaved request by request, so that
+    other load on a shared machine hits them alike."""
+    ms: dict[str, list[float]] = {name: [] for name in fns}
+    for req in requests:
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn(req)
+            ms[name].append((time.perf_counter() - start) * 1000)
+    return {name: _stats(values) for name, values in ms.items()}
+
+
+# -- FLOPs -------------------------------------------------------------------------------------
+def flops_per_pair(ranker: LoadedRanker, length: float) -> float:
+    """Forward FLOPs of one pair at ``length`` tokens: every Linear of the encoder per token,
+    attention scores and mixing (4 L^2 h per layer), every Linear of the head once."""
+    from torch import nn
+
+    cfg = ranker.model.encoder.config
+    enc = sum(2 * m.in_features * m.out_features for m in ranker.model.encoder.modules() if isinstance(m, nn.Linear))
+    head = sum(2 * m.in_features * m.out_features for m in ranker.model.head.modules() if isinstance(m, nn.Linear))
+    return enc * length + cfg.num_hidden_layers * 4 * length * length * cfg.hidden_size + head
+
+
+def measured_lengths(ranker: LoadedRanker, requests: list[dict], batch_size: int) -> tuple[float, float]:
+    """(mean real pair length, mean padded length) of the optimised path: pairs sorted by
+    length, batches of ``batch_size``, each padded to its own longest pair."""
+    real, padded = [], []
+    pe = ranker.pair_encoder
+    for req in requests:
+        cands = engine_candidates(req)
+        products = {c["id"]: c["fields"] for c in cands}
+        pe.encode_products(products)
+        lengths = sorted(pe.pair_lengths([req["query"]] * len(cands), [c["id"] for c in cands]))
+        real += lengths
+        for i in range(0, len(lengths), batch_size):
+            chunk = lengths[i:i + batch_size]
+            padded += [max(chunk)] * len(chunk)
+    return float(np.mean(real)), float(np.mean(padded))
+
+
+# -- main --------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", help="benchmark this running server (its model is loaded from $BENTOML_HOME)")
+    parser.add_argument("--model-dir", type=Path, help="a saved ranker directory (default: build --arch)")
+    parser.add_argument("--arch", choices=["tiny", "minilm"], default="tiny",
+                        help="untrained ranker to build when no --model-dir: tiny profile's shape, or MiniLM-L6 + MMoE")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 100])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--requests", type=int, default=40, help="requests per (size, concurrency)")
+    parser.add_argument("--naive-requests", type=int, default=8, help="requests per size for the naive baseline")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quantize", action="store_true",
+                        help="serve (and score in-process) with serving.quantize (int8 encoder); the naive baseline stays fp32")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench_serving_"))
+    proc = None
+    report: dict = {"hardware": hardware(), "settings": {"threads": args.threads, "sizes": args.sizes,
+                                                           "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+                                                           "concurrency": args.concurrency, "requests": args.requests}}
+    try:
+        if args.url:
+            url = args.url.rstrip("/")
+            meta = json.loads(request_json(url, "GET", "/metadata")[1])
+            from prodrank.serving.registry import load_packaged
+
+            ranker, _ = load_packaged(meta["model_tag"])
+            report["settings"]["model"] = meta["model_tag"]
+            report["settings"]["quantize"] = meta["serving"]["quantize"]
+        else:
+            model_dir = args.model_dir or build_model(args.arch, workdir / "ranker")
+            ranker = load_ranker(model_dir)
+            report["settings"]["model"] = str(args.model_dir or f"untrained {args.arch}")
+            report["settings"]["quantize"] = args.quantize
+            print(f"starting bentoml serve ({report['settings']['model']}) ...", flush=True)
+            proc, url = start_server(model_dir, args.threads, args.quantize, workdir)
+        enc_cfg = ranker.model.encoder.config
+        report["settings"]["encoder"] = (f"{enc_cfg.num_hidden_layers} layers, hidden {enc_cfg.hidden_size}, "
+                                         f"FFN {enc_cfg.intermediate_size}, "
+                                         f"{sum(p.numel() for p in ranker.model.parameters()) / 1e6:.1f} M params")
+        report["settings"]["max_batch_size"] = load_config(ROOT / "params.yaml").serving.max_batch_size
+        print(json.dumps(report, indent=1), flush=True)
+        requests = workload(args.sizes, max(args.requests, args.naive_requests), args.seed)
+
+        torch.set_num_threads(args.threads)
+        batch = load_config(ROOT / "params.yaml").serving.max_batch_size  # as the server
+        fp32 = RankingEngine(ranker, threads=args.threads, max_batch_size=batch)
+        engine = (RankingEngine(quantize_encoder(ranker), threads=args.threads, max_batch_size=batch)
+                  if report["settings"]["quantize"] else fp32)
+        max_len = naive_max_length(ranker)
+        kind = "int8" if report["settings"]["quantize"] else "fp32"
+        parsed = urlparse(url)
+        report["http"], report["in_process"], report["naive"], report["speedup"] = {}, {}, {}, {}
+        for size in args.sizes:
+            reqs = requests[size]
+            bodies = [json.dumps({"query": r["query"], "candidates": r["candidates"]}).encode() for r in reqs]
+            http_load(url, bodies[:3], 1)  # warm connections and the server's product cache path
+            engine.rank(reqs[0]["query"], engine_candidates(reqs[0]))
+            naive_score(ranker, reqs[0], max_len)
+
+            # 1. speed ratio: server over HTTP (c=1), optimised in-process and naive, interleaved
+            # request by request so that other load on the machine hits all three alike
+            conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=300)
+
+            def over_http(r: dict, conn=conn) -> None:
+                conn.request("POST", "/rank", body=json.dumps({"query": r["query"], "candidates": r["candidates"]}),
+                             headers={"content-type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 200, response.status
+
+            trio = timed_pair({"server": over_http,
+                               "opt": lambda r: engine.rank(r["query"], engine_candidates(r)),
+                               "naive": lambda r: naive_score(ranker, r, max_len)}, reqs[: args.naive_requests])
+            conn.close()
+            for res in trio.values():
+                res["pairs_s"] = res["req_s"] * size
+            report["in_process"][f"rank@{size}"], report["naive"][f"rank@{size}"] = trio["opt"], trio["naive"]
+            nai = trio["naive"]["pairs_s"]
+            report["speedup"][f"rank@{size}"] = {"server_c1_vs_naive": trio["server"]["pairs_s"] / nai,
+                                                 "in_process_vs_naive": trio["opt"]["pairs_s"] / nai}
+            print(f"rank@{size:<3} interleaved x{args.naive_requests}: server ({kind}, HTTP, c=1) p50 "
+                  f"{trio['server']['p50']:7.1f} ms | in-process optimised p50 {trio['opt']['p50']:7.1f} ms | naive "
+                  f"(pad {max_len}, no sort, batch 32, fp32) p50 {trio['naive']['p50']:7.1f} ms -> server "
+                  f"{trio['server']['pairs_s'] / nai:.2f}x naive, in-process {trio['opt']['pairs_s'] / nai:.2f}x",
+                  flush=True)
+
+            # 2. latency percentiles and throughput over HTTP at each concurrency
+            for conc in args.concurrency:
+                res = http_load(url, bodies[: args.requests], conc)
+                res["pairs_s"] = res["req_s"] * size
+                report["http"][f"rank@{size} c={conc}"] = res
+                print(f"HTTP rank@{size:<3} c={conc}: p50 {res['p50']:7.1f}  p95 {res['p95']:7.1f}  p99 {res['p99']:7.1f} ms"
+                      f"  {res['req_s']:7.1f} req/s  {res['pairs_s']:8.0f} pairs/s", flush=True)
+            best = max(report["http"][f"rank@{size} c={c}"]["pairs_s"] for c in args.concurrency)
+            report["speedup"][f"rank@{size}"]["server_best_concurrency_vs_naive"] = best / nai
+        if proc is not None:
+            stop_server(proc)  # free the CPU for the in-process measurements below
+            proc = None
+
+        # 3. FLOPs vs measured matmul throughput
+        big = max(args.sizes)
+        real_len, padded_len = measured_lengths(ranker, requests[big][: args.naive_requests], engine.max_batch_size)
+        h, f = enc_cfg.hidden_size, enc_cfg.intermediate_size
+        peak = max(matmul_gflops(4096, h, f, args.threads), matmul_gflops(4096, f, h, args.threads),
+                   matmul_gflops(2048, 2048, 2048, args.threads))
+        fl_padded, fl_real, fl_naive = (flops_per_pair(ranker, x) for x in (padded_len, real_len, max_len))
+        opt_pairs = report["in_process"][f"rank@{big}"]["pairs_s"]
+        nai_pairs = report["naive"][f"rank@{big}"]["pairs_s"]
+        report["flops"] = {"real_tokens_per_pair": real_len, "padded_tokens_per_pair": padded_len,
+                           "naive_tokens_per_pair": max_len, "mflops_per_pair_padded": fl_padded / 1e6,
+                           "mflops_per_pair_real": fl_real / 1e6, "mflops_per_pair_naive": fl_naive / 1e6,
+                           "matmul_gflops_measured": peak,
+                           "optimised_gflops": opt_pairs * fl_padded / 1e9,
+                           "optimised_fraction_of_matmul": opt_pairs * fl_padded / 1e9 / peak,
+                           "naive_gflops": nai_pairs * fl_naive / 1e9,
+                           "naive_fraction_of_matmul": nai_pairs * fl_naive / 1e9 / peak,
+                           "pairs_s_at_matmul_limit": peak * 1e9 / fl_real}
+        fl = report["flops"]
+        print(f"FLOPs/pair: {fl['mflops_per_pair_real']:.1f} MFLOP at {real_len:.1f} real tokens, "
+              f"{fl['mflops_per_pair_padded']:.1f} at {padded_len:.1f} padded, {fl['mflops_per_pair_naive']:.1f} naive "
+              f"({max_len}); measured fp32 matmul {peak:.1f} GFLOP/s ({args.threads} threads) -> optimised rank@{big} "
+              f"{fl['optimised_gflops']:.1f} GFLOP/s = {100 * fl['optimised_fraction_of_matmul']:.0f}% of it, naive "
+              f"{100 * fl['naive_fraction_of_matmul']:.0f}%; limit at real lengths {fl['pairs_s_at_matmul_limit']:.0f} pairs/s",
+              flush=True)
+
+        # 4. int8 dynamic quantisation: speed and accuracy cost vs fp32
+        q_engine = (engine if report["settings"]["quantize"]
+                    else RankingEngine(quantize_encoder(ranker), threads=args.threads, max_batch_size=batch))
+        sample = [r for size in args.sizes for r in requests[size][: args.naive_requests]]
+        ref = [fp32.rank(r["query"], engine_candidates(r)).scores["score"] for r in sample]
+        q8 = [q_engine.rank(r["query"], engine_candidates(r)).scores["score"] for r in sample]
+        acc = compare_rankings(ref, q8, k=10, gains=[r["gains"] for r in sample])
+        reqs = requests[big][: args.naive_requests]
+        speeds = timed_pair({"fp32": lambda r: fp32.rank(r["query"], engine_candidates(r)),
+                             "int8": lambda r: q_engine.rank(r["query"], engine_candidates(r))}, reqs)
+        q_speed = speeds["int8"]
+        q_speed["pairs_s"] = q_speed["req_s"] * big
+        report["int8"] = {"accuracy_vs_fp32": acc, f"rank@{big}": q_speed,
+                          "speedup_vs_fp32": q_speed["req_s"] / speeds["fp32"]["req_s"]}
+        print(f"int8: rank@{big} p50 {q_speed['p50']:.1f} ms ({report['int8']['speedup_vs_fp32']:.2f}x fp32); vs fp32 on "
+              f"{int(acc['requests'])} requests: Pearson {acc['pearson']:.4f}, Spearman {acc['spearman']:.4f}, "
+              f"top-10 overlap {acc['top10_overlap']:.3f}, NDCG@10 (true relevance) {acc['ndcg@10_reference']:.4f} -> "
+              f"{acc['ndcg@10_candidate']:.4f} ({acc['ndcg@10_change']:+.4f})", flush=True)
+        report["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
+        print(f"load average (1 min) at start {report['hardware']['load_average_1m']}, at end "
+              f"{report['load_average_1m_at_end']}", flush=True)
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(report, indent=2, default=float))
+            print(f"written {args.out}")
+    finally:
+        if proc is not None:
+            stop_server(proc)
+        shutil.rmtree(workdir, ignore_errors=True)  # the temporary model store, logs and params
+
+
+if __name__ == "__main__":
+    main()

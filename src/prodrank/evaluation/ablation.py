@@ -1,0 +1,124 @@
+"""Ablations (`prodrank ablate`): train each variant listed in ``evaluate.ablations`` on
+the same prepared data, evaluate it with the main model on the same test queries, and
+summarise in one table with paired tests against the main model.
+
+A variant is the main configuration with ``train`` overrides (architecture, chaining,
+task list, loss, weighting…) and optionally without domain pretraining, in which case
+fine-tuning starts from the starting checkpoint itself (the packaged MiniLM, or a
+randomly initialised BERT with the domain vocabulary for ``init: scratch``).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prodrank.config import Ablation, Config, ablation_train
+from prodrank.evaluation.evaluate import (
+    GRADED,
+    MODEL,
+    Evaluation,
+    evaluate_pairs,
+    load_eval_pairs,
+    paired_randomisation_test,
+    slice_table,
+)
+from prodrank.io import write_json, write_text
+from prodrank.training.finetune import finetune
+
+log = logging.getLogger(__name__)
+FULL = "full_model"
+
+
+def starting_checkpoint(cfg: Config, pretrained_dir: Path, out_dir: Path) -> Path:
+    """The encoder a no-pretraining variant starts from, saved like the pretrain stage's
+    output: the packaged MiniLM as shipped, or (``init: scratch``) a randomly initialised
+    BERT of the same shape with the same domain vocabulary."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from prodrank.training.pretrain import minilm_path
+
+    source = minilm_path() if cfg.pretrain.init == "minilm" else pretrained_dir
+    if cfg.pretrain.init == "minilm":
+        model = BertForMaskedLM.from_pretrained(source)
+    else:
+        model = BertForMaskedLM(BertConfig.from_pretrained(source))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out_dir)
+    return out_dir
+
+
+def run_ablations(cfg: Config, prepared_dir: Path, pretrained_dir: Path, ranker_dir: Path, work_dir: Path,
+                  report_dir: Path) -> pd.DataFrame:
+    if not cfg.evaluate.ablations:
+        raise ValueError("evaluate.ablations is empty: list the variants to run in params.yaml")
+    pairs, queries = load_eval_pairs(prepared_dir, "test")
+    train_pairs, _ = load_eval_pairs(prepared_dir, "train")
+    catalog = pd.read_parquet(prepared_dir / "catalog.parquet")
+    models: dict[str, Path] = {FULL: ranker_dir}
+    for ablation in cfg.evaluate.ablations:
+        models[ablation.name] = train_variant(cfg, ablation, prepared_dir, pretrained_dir, work_dir)
+    evaluations: dict[str, Evaluation] = {}
+    for name, model_dir in models.items():
+        log.info("evaluating %s", name)
+        evaluations[name], _ = evaluate_pairs(cfg, pairs, queries, catalog, train_pairs, model_dir, baselines=())
+    table = ablation_table(evaluations, cfg)
+    write_json(table.to_dict(orient="records"), report_dir / "ablations.json")
+    write_text(render(table, cfg), report_dir / "ablations.md")
+    return table
+
+
+def train_variant(cfg: Config, ablation: Ablation, prepared_dir: Path, pretrained_dir: Path, work_dir: Path) -> Path:
+    variant = cfg.model_copy(update={"train": ablation_train(cfg.train, ablation)})
+    init_dir = pretrained_dir if ablation.domain_pretraining else starting_checkpoint(
+        cfg, pretrained_dir, work_dir / "start_checkpoint")
+    out = work_dir / ablation.name
+    log.info("ablation %s: training (domain pretraining %s)", ablation.name, "on" if ablation.domain_pretraining else "off")
+    finetune(variant, prepared_dir, init_dir, out / "ranker", out / "plots", out / "metrics.json", out / "checkpoint")
+    return out / "ranker"
+
+
+def ablation_table(evaluations: dict[str, Evaluation], cfg: Config) -> pd.DataFrame:
+    """One row per variant and target: NDCG@k overall and on the vocabulary-gap slices,
+    the difference to the full model and its paired-test p-value."""
+    key = f"ndcg@{max(cfg.evaluate.ks)}"
+    rng = np.random.default_rng(cfg.seed)
+    per_query = {name: e.per_query[(e.per_query["metric"] == key) & (e.per_query["method"] == MODEL)]
+                 .set_index(["target", "query_id"])["value"] for name, e in evaluations.items()}
+    rows = []
+    for name, values in per_query.items():
+        slices = slice_table(evaluations[name], key)
+        for target in values.index.get_level_values(0).unique():
+            ours = values.loc[target]
+            full = per_query[FULL].loc[target].reindex(ours.index)
+            diff = (ours - full).dropna().to_numpy()
+            row = {"variant": name, "target": target, key: float(ours.mean()), "queries": int(len(ours)),
+                   "diff_vs_full": float(diff.mean()) if len(diff) else float("nan"),
+                   "p_value": paired_randomisation_test(diff, cfg.evaluate.bootstrap_samples, rng)
+                   if name != FULL and len(diff) else float("nan")}
+            for _, s in slices[(slices["target"] == target) & (slices["method"] == MODEL)].iterrows():
+                row[f"{key}[{s['slice']}]"] = float(s[key])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def render(table: pd.DataFrame, cfg: Config) -> str:
+    key = f"ndcg@{max(cfg.evaluate.ks)}"
+    slice_columns = [c for c in table.columns if c.startswith(f"{key}[")]
+    lines = ["# Ablations", "", f"Each variant is trained on the same data and scored on the same {table['queries'].max()} "
+             f"test queries as the full model; Δ = variant − full model ({key}), p from a paired sign-flip test.", ""]
+    for target in table["target"].unique():
+        part = table[table["target"] == target]
+        header = ["variant", key, "Δ vs full", "p", *(c[len(key) + 1:-1] for c in slice_columns)]
+        lines += [f"## {target}" + (" (true graded relevance)" if target == GRADED else ""), "",
+                  "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+        for _, r in part.iterrows():
+            cells = [r["variant"], f"{r[key]:.4f}", f"{r['diff_vs_full']:+.4f}",
+                     "–" if np.isnan(r["p_value"]) else f"{r['p_value']:.3g}",
+                     *("–" if pd.isna(r.get(c)) else f"{r[c]:.4f}" for c in slice_columns)]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,318 @@
+"""Monitored features of a window: one table per window, the input of the Evidently report.
+
+Every window (the reference and the current one) becomes the same two tables:
+
+``requests``   one row per request: ``query_chars``, ``query_tokens``, ``query_oov_share``,
+               ``candidate_count``, ``top1_score``, ``score_gap``, ``model_version``.
+``candidates`` one row per (request, candidate): ``product_id``, ``price``, ``category``,
+               ``brand``, ``unseen_product``, ``score``, ``p_<task>``, ``rank`` (the served
+               position; candidates cut by ``top_k`` continue the order by score) and, where
+               feedback exists, ``target_<task>`` (1 if the shopper did that on the result).
+
+:func:`drift_frame` stacks them into one long table for a single Evidently report: candidate
+rows carry the candidate-level columns and the request-level columns only on each request's
+first row (NaN elsewhere; Evidently drops NaN per column), so a request-level statistic counts
+once per request and a candidate-level one once per candidate.
+
+Sources: the serving log (:func:`from_log`), or the evaluation-time predictions on the test split
+(:func:`from_predictions`), whose queries are resampled by their logged traffic so that the
+reference is weighted like live traffic (one row per query would over-weight rare queries).
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "(unknown)"
+EVENTS = {"click": "click", "add_to_cart": "add_to_cart", "purchase": "purchase"}  # feedback event per task
+_WORD = re.compile(r"[a-z0-9]+")
+REQUEST_COLUMNS = ("query_chars", "query_tokens", "query_oov_share", "candidate_count", "top1_score", "score_gap")
+CANDIDATE_NUMERIC = ("price", "score")
+CANDIDATE_CATEGORICAL = ("category", "brand", "unseen_product")
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(str(text).lower())
+
+
+# -- context shared by both windows -------------------------------------------------------------
+@dataclass
+class Context:
+    """What both windows are measured against: the catalogue (category and brand of an id), the
+    vocabulary (words of the catalogue text), the ids known at reference time, a tokenizer."""
+
+    catalog: pd.DataFrame  # product_id -> category, brand (index product_id)
+    vocabulary: frozenset[str]
+    known_products: frozenset[str] | None  # ids of the training catalogue; None: no catalogue, no check
+    tokenizer: Any | None  # a HF tokenizer, or None: whitespace words are counted
+    tokenizer_name: str
+
+    def count_tokens(self, queries: list[str]) -> np.ndarray:
+        if not queries:
+            return np.zeros(0, np.int64)
+        if self.tokenizer is None:
+            return np.array([len(str(q).split()) for q in queries], np.int64)
+        encoded = self.tokenizer(list(map(str, queries)), add_special_tokens=False)["input_ids"]
+        return np.array([len(ids) for ids in encoded], np.int64)
+
+    def oov_share(self, queries: list[str]) -> np.ndarray:
+        out = np.zeros(len(queries))
+        for i, q in enumerate(queries):
+            ws = words(q)
+            out[i] = sum(w not in self.vocabulary for w in ws) / len(ws) if ws else 0.0
+        return out
+
+
+def load_catalogs(paths: list[str | Path], root: Path = Path(".")) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The union of the catalogue files that exist (a later file wins for the same id), the
+    files read, and the files missing."""
+    frames, read, missing = [], [], []
+    for p in paths:
+        path = Path(p) if Path(p).is_absolute() else root / p
+        if path.is_file():
+            frames.append(pd.read_parquet(path))
+            read.append(str(p))
+        else:
+            missing.append(str(p))
+    if not frames:
+        return pd.DataFrame(columns=["product_id", "title", "description", "brand", "category", "attributes",
+                                     "price"]).set_index("product_id", drop=False), read, missing
+    catalog = pd.concat(frames, ignore_index=True)
+    catalog["product_id"] = catalog["product_id"].astype(str)
+    catalog = catalog.drop_duplicates("product_id", keep="last").set_index("product_id", drop=False)
+    return catalog, read, missing
+
+
+def catalog_vocabulary(catalog: pd.DataFrame) -> frozenset[str]:
+    """Words of the catalogue text the model was trained on (title, brand, category, attributes,
+    description). Queries are *not* included on purpose: live traffic repeats training queries,
+    whose words would all be known, while held-out queries would not, which would make the
+    out-of-vocabulary share depend on which queries a window happens to hold."""
+    vocab: set[str] = set()
+    for column in ("title", "brand", "category", "attributes", "description"):
+        if column in catalog.columns:
+            for text in catalog[column].dropna().astype(str).unique():
+                vocab.update(words(text))
+    return frozenset(vocab)
+
+
+def load_tokenizer(path: str | Path | None):
+    """A HF tokenizer from a saved ranker (``<ranker>/tokenizer``); None if there is none."""
+    if path is None:
+        return None
+    directory = Path(path)
+    if (directory / "tokenizer").is_dir():
+        directory = directory / "tokenizer"
+    if not directory.is_dir():
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(directory)
+    except Exception as err:  # noqa: BLE001 - fall back to whitespace words
+        log.warning("tokenizer at %s not usable (%s): counting whitespace words", directory, err)
+        return None
+
+
+# -- one window ---------------------------------------------------------------------------------
+@dataclass
+class WindowFeatures:
+    requests: pd.DataFrame
+    candidates: pd.DataFrame
+    tasks: tuple[str, ...]
+    has_feedback: bool
+    source: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+
+def _request_scores(scores: dict[str, list], n: int) -> dict[str, np.ndarray]:
+    out = {}
+    for key, values in (scores or {}).items():
+        arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+        if len(arr) == n:
+            out[key] = arr
+    return out
+
+
+def _ranks(positions: list, score: np.ndarray) -> np.ndarray:
+    """Served positions; candidates cut by top_k continue the order by score."""
+    n = len(score)
+    rank = np.array([np.nan if p is None or (isinstance(p, float) and np.isnan(p)) else float(p) for p in positions]
+                    if positions is not None and len(positions) == n else [np.nan] * n)
+    missing = np.isnan(rank)
+    if missing.any():
+        shown = int((~missing).sum())
+        order = np.argsort(-np.nan_to_num(score[missing], nan=-np.inf), kind="stable")
+        fill = np.empty(int(missing.sum()))
+        fill[order] = shown + 1 + np.arange(len(order))
+        rank[missing] = fill
+    return rank.astype(np.int64)
+
+
+def request_rows(query: list[str], ctx: Context) -> dict[str, np.ndarray]:
+    return {"query_chars": np.array([len(str(q)) for q in query], np.int64),
+            "query_tokens": ctx.count_tokens(query),
+            "query_oov_share": ctx.oov_share(query)}
+
+
+def from_log(requests: pd.DataFrame, feedback: pd.DataFrame, ctx: Context, gap_k: int) -> WindowFeatures:
+    """Features of logged requests and their feedback events."""
+    n = len(requests)
+    cand_cols: dict[str, list] = {"request_id": [], "product_id": [], "price": [], "rank": []}
+    score_cols: dict[str, list] = {}
+    top1 = np.full(n, np.nan)
+    gap = np.full(n, np.nan)
+    count = np.zeros(n, np.int64)
+    for i, row in enumerate(requests.itertuples(index=False)):
+        ids = [str(x) for x in (row.candidate_ids or [])]
+        m = len(ids)
+        count[i] = m
+        scores = _request_scores(row.scores if isinstance(row.scores, dict) else {}, m)
+        score = scores.get("score", np.full(m, np.nan))
+        rank = _ranks(row.positions, score)
+        ordered = score[np.argsort(rank, kind="stable")]
+        if m:
+            top1[i] = ordered[0]
+            gap[i] = ordered[0] - ordered[min(gap_k, m) - 1]
+        prices = list(row.prices) if isinstance(row.prices, list | tuple | np.ndarray) and len(row.prices) == m \
+            else [None] * m
+        cand_cols["request_id"].extend([row.request_id] * m)
+        cand_cols["product_id"].extend(ids)
+        cand_cols["price"].extend(np.nan if p is None else float(p) for p in prices)
+        cand_cols["rank"].extend(rank.tolist())
+        for key in set(score_cols) | set(scores):
+            score_cols.setdefault(key, [np.nan] * (len(cand_cols["product_id"]) - m))
+            score_cols[key].extend(scores.get(key, np.full(m, np.nan)).tolist())
+    cand = pd.DataFrame(cand_cols)
+    for key, values in score_cols.items():
+        cand[key] = np.asarray(values, dtype=np.float64)
+    tasks = tuple(k[2:] for k in score_cols if k.startswith("p_"))
+    cand = _with_catalog(cand, ctx)
+    has_feedback = feedback is not None and len(feedback) > 0
+    cand = _with_targets(cand, feedback, tasks)
+    req = pd.DataFrame({"request_id": requests["request_id"].to_numpy(),
+                        "timestamp": requests["timestamp"].to_numpy(),
+                        "model_version": requests["model_version"].astype(str).to_numpy(),
+                        **request_rows(requests["query"].astype(str).tolist(), ctx),
+                        "candidate_count": count, "top1_score": top1, "score_gap": gap})
+    return WindowFeatures(req, cand, tasks, has_feedback, {"kind": "log"})
+
+
+def _with_catalog(cand: pd.DataFrame, ctx: Context) -> pd.DataFrame:
+    catalog = ctx.catalog
+    found = cand["product_id"].isin(catalog.index)
+    for column in ("category", "brand"):
+        values = catalog[column] if column in catalog.columns else pd.Series(dtype=object)
+        cand[column] = cand["product_id"].map(values).where(found, UNKNOWN).fillna(UNKNOWN).astype(str)
+    if ctx.known_products is None:
+        cand["unseen_product"] = None
+    else:
+        cand["unseen_product"] = np.where(cand["product_id"].isin(ctx.known_products), "known", "new")
+    return cand
+
+
+def _with_targets(cand: pd.DataFrame, feedback: pd.DataFrame | None, tasks: tuple[str, ...]) -> pd.DataFrame:
+    for task in tasks:
+        cand[f"target_{task}"] = 0
+    if feedback is None or not len(feedback):
+        return cand
+    key = cand["request_id"].astype(str) + "\x1f" + cand["product_id"].astype(str)
+    fb_key = feedback["request_id"].astype(str) + "\x1f" + feedback["product_id"].astype(str)
+    for task in tasks:
+        event = EVENTS.get(task, task)
+        hits = set(fb_key[feedback["event"] == event])
+        cand[f"target_{task}"] = key.isin(hits).astype(np.int64)
+    return cand
+
+
+def from_predictions(predictions: pd.DataFrame, ctx: Context, gap_k: int, n_requests: int,
+                     traffic: pd.Series | None = None, seed: int = 0, prices: pd.Series | None = None) -> WindowFeatures:
+    """The evaluation-time predictions (one row per test-split (query, product) pair) as a
+    reference window of ``n_requests`` requests: queries drawn with replacement in proportion
+    to ``traffic`` (impressions per query_id; uniform if None), each query's candidates being its
+    test-split pairs, ranked by the model's score."""
+    preds = predictions.copy()
+    preds["product_id"] = preds["product_id"].astype(str)
+    tasks = tuple(c[2:] for c in preds.columns if c.startswith("p_"))
+    preds = preds.sort_values(["query_id", "score"], ascending=[True, False], kind="stable")
+    groups = {qid: g for qid, g in preds.groupby("query_id", sort=True)}
+    qids = np.array(sorted(groups))
+    if traffic is not None:
+        weight = traffic.reindex(qids).fillna(0).to_numpy(dtype=float)
+        weight = weight if weight.sum() > 0 else np.ones(len(qids))
+    else:
+        weight = np.ones(len(qids))
+    rng = np.random.default_rng(seed)
+    drawn = rng.choice(len(qids), size=n_requests, p=weight / weight.sum()) if len(qids) else np.zeros(0, int)
+    price_map = prices if prices is not None else (ctx.catalog["price"] if "price" in ctx.catalog.columns else None)
+    req_rows, cand_parts = [], []
+    query_text: dict[str, str] = {}
+    for i, qi in enumerate(drawn):
+        qid = qids[qi]
+        g = groups[qid]
+        rid = f"ref-{i:07d}"
+        score = g["score"].to_numpy(dtype=float)
+        m = len(g)
+        query_text[rid] = str(g["query"].iloc[0])
+        req_rows.append({"request_id": rid, "query_id": qid, "candidate_count": m, "top1_score": score[0],
+                         "score_gap": score[0] - score[min(gap_k, m) - 1]})
+        part = pd.DataFrame({"request_id": rid, "product_id": g["product_id"].to_numpy(),
+                             "rank": np.arange(1, m + 1), "score": score,
+                             **{f"p_{t}": g[f"p_{t}"].to_numpy(dtype=float) for t in tasks}})
+        cand_parts.append(part)
+    req = pd.DataFrame(req_rows, columns=["request_id", "query_id", "candidate_count", "top1_score", "score_gap"])
+    # features of each distinct query once, then broadcast
+    distinct = sorted(set(query_text.values()))
+    feats = pd.DataFrame(request_rows(distinct, ctx), index=distinct)
+    texts = req["request_id"].map(query_text)
+    for column in ("query_chars", "query_tokens", "query_oov_share"):
+        req[column] = texts.map(feats[column]).to_numpy()
+    req["model_version"] = "evaluation"
+    req["timestamp"] = pd.NaT
+    cand = pd.concat(cand_parts, ignore_index=True) if cand_parts else pd.DataFrame(
+        columns=["request_id", "product_id", "rank", "score"])
+    cand["price"] = cand["product_id"].map(price_map).astype(float) if price_map is not None else np.nan
+    cand = _with_catalog(cand, ctx)
+    cand = _with_targets(cand, None, tasks)
+    return WindowFeatures(req, cand, tasks, False, {"kind": "evaluation", "queries": int(len(qids)),
+                                                    "weighted_by": "impressions" if traffic is not None else "uniform"})
+
+
+# -- the report's table -----------------------------------------------------------------------
+def drift_frame(features: WindowFeatures, tasks: tuple[str, ...]) -> pd.DataFrame:
+    """One row per candidate; request-level columns only on each request's first candidate row
+    (requests without candidates get a row of their own)."""
+    cand = features.candidates
+    req = features.requests.set_index("request_id")
+    columns = ["request_id", "product_id", *CANDIDATE_NUMERIC, *[f"p_{t}" for t in tasks], *CANDIDATE_CATEGORICAL]
+    frame = cand.reindex(columns=columns).copy()
+    first = ~frame["request_id"].duplicated()
+    for column in REQUEST_COLUMNS:
+        values = frame["request_id"].map(req[column]).astype(float)
+        frame[column] = values.where(first, np.nan)
+    empty = req.index.difference(frame["request_id"].unique())
+    if len(empty):
+        extra = pd.DataFrame({"request_id": empty, **{c: req.loc[empty, c].astype(float).to_numpy()
+                                                      for c in REQUEST_COLUMNS}})
+        frame = pd.concat([frame, extra], ignore_index=True)
+    for column in ("category", "brand"):
+        frame[column] = frame[column].fillna(UNKNOWN).astype(str)
+    return frame.reset_index(drop=True)
+
+
+def ranking_frame(features: WindowFeatures, tasks: tuple[str, ...]) -> pd.DataFrame:
+    """Shown results with their served rank and the feedback targets, for Evidently's ranking
+    metrics (user = request, item = product, prediction = rank)."""
+    cand = features.candidates
+    columns = ["request_id", "product_id", "rank", *[f"target_{t}" for t in tasks]]
+    return cand.reindex(columns=columns).copy()

@@ -1,0 +1,372 @@
+"""The Evidently drift report of one window against the reference: checks, verdict, HTML, JSON.
+
+Evidently 0.7 (new API) computes every statistic:
+
+- **drift**: one ``ValueDrift(column, method, threshold)`` per enabled check of
+  ``monitoring.checks`` on the long table of :func:`prodrank.monitoring.features.drift_frame`
+  (reference vs current);
+- **ranking quality** (when the current window has feedback): ``NDCG``, ``MRR`` and ``HitRate``
+  at ``monitoring.quality.k`` per task, with user = request, item = product, prediction = the
+  served rank (``recommendations_type="rank"``, so ties are never re-broken) and target = the
+  task's feedback event on that result.
+
+Evidently 0.7's top-k metrics return a table over k (1..max(k, 10), shorter when lists are
+shorter), whose ``rank`` column is off by one for NDCG and MRR (it starts at 2) but not for
+HitRate. :func:`topk_value` therefore takes the k-th row by *position*, never by that label,
+and clamps k to the table (NDCG@k for k beyond a list's length is NDCG over the whole list).
+Tested against :mod:`prodrank.metrics` (tests/monitoring/test_evidently_metrics.py).
+
+Both snapshots are rendered into one self-contained HTML file (Evidently inlines its JS; no
+network needed), preceded by a verdict table; the JSON holds the summary (drift yes/no per
+check with statistic and threshold), window statistics and the Evidently results.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prodrank.config import DriftCheck, MonitoringConfig
+from prodrank.monitoring.features import (
+    CANDIDATE_CATEGORICAL,
+    REQUEST_COLUMNS,
+    WindowFeatures,
+    drift_frame,
+    ranking_frame,
+)
+
+log = logging.getLogger(__name__)
+
+P_VALUE_METHODS = frozenset({"ks", "chisquare", "z", "mannw", "anderson", "cramer_von_mises", "t_test", "TVD",
+                             "fisher_exact", "g_test"})
+INPUT_CHECKS = ("query_chars", "query_tokens", "query_oov_share", "candidate_count", "category", "brand", "price",
+                "unseen_product")
+QUALITY_METRICS = ("ndcg", "mrr", "hitrate")
+
+
+def check_group(name: str) -> str:
+    return "input" if name in INPUT_CHECKS else "prediction"
+
+
+def is_drift(method: str, statistic: float, threshold: float) -> bool:
+    """Evidently's rule: a p-value test drifts when p <= threshold, a distance when d >= threshold."""
+    if statistic is None or not math.isfinite(statistic):
+        return False
+    return statistic <= threshold if method in P_VALUE_METHODS else statistic >= threshold
+
+
+def enabled_checks(mon: MonitoringConfig, tasks: tuple[str, ...]) -> dict[str, DriftCheck]:
+    """Column -> check, for the columns both windows have (``p_<task>`` of the served tasks)."""
+    checks = {}
+    for name, check in mon.checks:
+        if name.startswith("p_") and name[2:] not in tasks:
+            continue
+        if check.enabled:
+            checks[name] = check
+    for task in tasks:  # a task the config does not name: the default numerical check
+        checks.setdefault(f"p_{task}", DriftCheck())
+    return checks
+
+
+def topk_value(table: Any, k: int) -> float | None:
+    """The value at k of an Evidently 0.7 top-k table (DataFrame with ``rank``/``value``, or the
+    dict/list form found in ``Snapshot.dict()``): row k-1 by position (module doc)."""
+    if table is None:
+        return None
+    if isinstance(table, pd.DataFrame):
+        values = table["value"].tolist()
+    elif isinstance(table, dict) and "value" in table:
+        inner = table["value"]
+        values = list(inner.values()) if isinstance(inner, dict) else list(inner)
+    elif isinstance(table, list | tuple):
+        values = [row["value"] if isinstance(row, dict) else row for row in table]
+    else:
+        raise TypeError(f"not a top-k table: {type(table).__name__}")
+    if not values:
+        return None
+    value = values[min(k, len(values)) - 1]
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+# -- Evidently --------------------------------------------------------------------------------
+def _drift_snapshot(ref: pd.DataFrame, cur: pd.DataFrame, checks: dict[str, DriftCheck]):
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    numerical = [c for c in checks if c not in CANDIDATE_CATEGORICAL]
+    categorical = [c for c in checks if c in CANDIDATE_CATEGORICAL]
+    dd = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
+    columns = numerical + categorical
+    metrics = []
+    usable = {}
+    for column in columns:
+        # a column with no value in either window cannot be compared (e.g. no prices sent)
+        if ref[column].notna().sum() == 0 or cur[column].notna().sum() == 0:
+            continue
+        usable[column] = checks[column]
+        metrics.append(ValueDrift(column=column, method=checks[column].method, threshold=checks[column].threshold))
+    if not metrics:
+        return None, {}
+    report = Report(metrics, include_tests=False)
+    snapshot = report.run(current_data=Dataset.from_pandas(cur[columns], data_definition=dd),
+                          reference_data=Dataset.from_pandas(ref[columns], data_definition=dd))
+    values = {}
+    for item in snapshot.dict()["metrics"]:
+        config = item.get("config") or {}
+        column = config.get("column")
+        if column in usable:
+            values[column] = _finite(item["value"])
+    return snapshot, values
+
+
+def _quality_snapshot(cur: pd.DataFrame, ref: pd.DataFrame | None, tasks: tuple[str, ...], k: int):
+    from evidently import DataDefinition, Dataset, Recsys, Report
+    from evidently.metrics import MRR, NDCG, HitRate
+
+    rankings = [Recsys(name=t, user_id="request_id", item_id="product_id", target=f"target_{t}", prediction="rank",
+                       recommendations_type="rank") for t in tasks]
+    numerical = ["rank", *[f"target_{t}" for t in tasks]]
+    dd = DataDefinition(numerical_columns=numerical, categorical_columns=["request_id", "product_id"],
+                        ranking=rankings)
+    # Evidently fails (KeyError) when k exceeds the longest list among requests with feedback:
+    # NDCG@k beyond a list's end equals NDCG over the list, so clamp k per task
+    k_task = {t: min(k, _longest(cur, t), _longest(ref, t) if ref is not None else k) for t in tasks}
+    metrics = []
+    for t in tasks:
+        kt = k_task[t]
+        metrics += [NDCG(k=kt, ranking_name=t), MRR(k=kt, ranking_name=t), HitRate(k=kt, ranking_name=t)]
+    report = Report(metrics, include_tests=False)
+    snapshot = report.run(current_data=Dataset.from_pandas(cur, data_definition=dd),
+                          reference_data=Dataset.from_pandas(ref, data_definition=dd) if ref is not None else None)
+    values: dict[str, dict[str, dict[str, float | None]]] = {}
+    kinds = [(t, m) for t in tasks for m in QUALITY_METRICS]  # the report's order
+    for (task, kind), (current, reference) in zip(kinds, _ordered_results(snapshot), strict=True):
+        kt = k_task[task]
+        values.setdefault(task, {})[kind] = {"current": topk_value(current, kt),
+                                             "reference": topk_value(reference, kt) if reference is not None else None}
+    return snapshot, values
+
+
+def _longest(frame: pd.DataFrame, task: str) -> int:
+    """The longest list (max rank) among requests with feedback for ``task`` (at least 1)."""
+    with_feedback = frame.groupby("request_id")[f"target_{task}"].transform("max") > 0
+    ranks = frame.loc[with_feedback, "rank"]
+    return max(1, int(ranks.max())) if len(ranks) else 1
+
+
+def _ordered_results(snapshot) -> list[tuple[pd.DataFrame | None, pd.DataFrame | None]]:
+    """(current table, reference table or None) per top-level metric, in the report's order.
+    Evidently 0.7 has no public accessor for reference results; Context keeps them by metric id."""
+    out = []
+    for metric_id in snapshot._top_level_metrics:  # noqa: SLF001
+        current = getattr(snapshot.metric_results[metric_id], "value", None)
+        try:
+            reference = getattr(snapshot.context.get_reference_metric_result(metric_id), "value", None)
+        except BaseException:  # noqa: BLE001 - ReferenceMetricNotFound derives from BaseException
+            reference = None
+        out.append((current, reference))
+    return out
+
+
+# -- the summary ------------------------------------------------------------------------------
+def quality_checks(values: dict[str, dict[str, dict[str, float | None]]], mon: MonitoringConfig,
+                   requests_with_feedback: dict[str, int], comparable: bool) -> list[dict[str, Any]]:
+    """One check per task and metric: drift when the current value is below the reference by more
+    than ``max_drop`` (relative; only when the reference is comparable: a log window with
+    feedback), or below ``quality.minimum["<task>.<metric>"]``."""
+    q = mon.quality
+    rows = []
+    for task, metrics in values.items():
+        enough = requests_with_feedback.get(task, 0) >= q.min_requests_with_feedback
+        for metric, v in metrics.items():
+            name = f"{task}.{metric}@{q.k}"
+            cur, ref = v.get("current"), v.get("reference") if comparable else None
+            minimum = q.minimum.get(f"{task}.{metric}")
+            reasons, threshold = [], None
+            drift = False
+            if cur is not None and ref is not None and ref > 0:
+                threshold = ref * (1 - q.max_drop)
+                if cur < threshold:
+                    drift = True
+                    reasons.append(f"{cur:.4f} < reference {ref:.4f} x (1 - {q.max_drop})")
+            if cur is not None and minimum is not None and cur < minimum:
+                drift = True
+                reasons.append(f"{cur:.4f} < minimum {minimum}")
+                threshold = minimum if threshold is None else max(threshold, minimum)
+            rows.append({"check": name, "group": "quality", "column": f"target_{task}", "method": f"{metric}@{q.k}",
+                         "statistic": cur, "reference_value": ref, "threshold": threshold,
+                         "rule": "drift when current < threshold", "drift": bool(drift and enough),
+                         "requests_with_feedback": requests_with_feedback.get(task, 0),
+                         "note": "; ".join(reasons) if enough else
+                         f"only {requests_with_feedback.get(task, 0)} requests with {task} feedback "
+                         f"(< {q.min_requests_with_feedback}): reported, no verdict"})
+    return rows
+
+
+def build_report(reference: WindowFeatures, current: WindowFeatures, mon: MonitoringConfig,
+                 meta: dict[str, Any], topk: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
+    """Run Evidently, decide every check, return (summary, HTML)."""
+    started = time.perf_counter()
+    tasks = tuple(t for t in current.tasks if t in reference.tasks) or current.tasks
+    checks = enabled_checks(mon, tasks)
+    ref_frame, cur_frame = drift_frame(reference, tasks), drift_frame(current, tasks)
+    drift_snapshot, stats = _drift_snapshot(ref_frame, cur_frame, checks)
+    rows: list[dict[str, Any]] = []
+    for name, check in checks.items():
+        level = "request" if name in REQUEST_COLUMNS else "candidate"
+        stat = stats.get(name)
+        row = {"check": name, "group": check_group(name), "column": name, "level": level, "method": check.method,
+               "statistic": stat, "threshold": check.threshold,
+               "rule": "drift when p-value <= threshold" if check.method in P_VALUE_METHODS
+               else "drift when distance >= threshold",
+               "drift": is_drift(check.method, stat, check.threshold) if stat is not None else False,
+               "reference_mean": _finite(ref_frame[name].mean()) if name not in CANDIDATE_CATEGORICAL else None,
+               "current_mean": _finite(cur_frame[name].mean()) if name not in CANDIDATE_CATEGORICAL else None}
+        if name in CANDIDATE_CATEGORICAL:
+            row["reference_top"] = _top_shares(ref_frame[name])
+            row["current_top"] = _top_shares(cur_frame[name])
+        if stat is None:
+            row["note"] = "no values in one of the windows: not compared"
+        rows.append(row)
+    if topk is not None and topk.get("share") is not None:
+        rows.append({"check": "topk_changed", "group": "prediction", "column": f"top{mon.top_k}", "level": "request",
+                     "method": "share of requests whose top-k set differs", "statistic": topk["share"],
+                     "threshold": mon.topk_changed_share, "rule": "drift when share >= threshold",
+                     "drift": topk["share"] >= mon.topk_changed_share, "note": topk.get("note")})
+    quality_snapshot, quality_values, fb_counts, comparable = None, {}, {}, False
+    if current.has_feedback:
+        cur_rank = ranking_frame(current, tasks)
+        fb_counts = {t: int(cur_rank.groupby("request_id")[f"target_{t}"].max().sum()) for t in tasks}
+        q_tasks = tuple(t for t in tasks if fb_counts[t] > 0)
+        ref_rank = None
+        if reference.has_feedback:
+            ref_rank = ranking_frame(reference, tasks)
+            ref_counts = {t: int(ref_rank.groupby("request_id")[f"target_{t}"].max().sum()) for t in tasks}
+            q_tasks = tuple(t for t in q_tasks if ref_counts[t] > 0)
+            comparable = bool(q_tasks)
+        if q_tasks:
+            keep = ["request_id", "product_id", "rank", *[f"target_{t}" for t in q_tasks]]
+            quality_snapshot, quality_values = _quality_snapshot(
+                cur_rank[keep], ref_rank[keep] if comparable else None, q_tasks, mon.quality.k)
+        rows += quality_checks(quality_values, mon, fb_counts, comparable)
+    groups = {g: [r["check"] for r in rows if r["group"] == g and r["drift"]] for g in ("input", "prediction", "quality")}
+    counted = [c for g in mon.trigger_on for c in groups[g]]
+    enough = len(current) >= mon.min_requests and len(reference) >= mon.min_requests
+    verdict = enough and len(counted) >= mon.min_drifted_checks
+    summary = {
+        **meta,
+        "drift": bool(verdict),
+        "verdict": ("drift" if verdict else "no drift") if enough else "insufficient data",
+        "drifted_checks": counted,
+        "drifted_by_group": groups,
+        "rule": f"drift when at least {mon.min_drifted_checks} check(s) of {list(mon.trigger_on)} drifted "
+                f"and both windows hold >= {mon.min_requests} requests",
+        "tasks": list(tasks),
+        "checks": rows,
+        "quality": {"k": mon.quality.k, "values": quality_values, "requests_with_feedback": fb_counts,
+                    "comparable_with_reference": comparable,
+                    "note": None if comparable else "the reference has no feedback of the same kind (evaluation "
+                    "predictions, or a log window without feedback): only quality.minimum can flag quality"},
+        "topk_changed": topk,
+        "evidently": {
+            "drift": json.loads(drift_snapshot.json()) if drift_snapshot is not None else None,
+            "quality": _quality_json(quality_snapshot),
+        },
+        "report_seconds": round(time.perf_counter() - started, 3),
+    }
+    html = render_html(summary, drift_snapshot, quality_snapshot)
+    return summary, html
+
+
+def _quality_json(snapshot) -> Any:
+    if snapshot is None:
+        return None
+    try:
+        return json.loads(snapshot.json())
+    except Exception as err:  # noqa: BLE001 - the values are in summary["quality"] anyway
+        return {"error": f"could not serialise: {err}"}
+
+
+def _top_shares(series: pd.Series, n: int = 5) -> dict[str, float]:
+    shares = series.dropna().value_counts(normalize=True).head(n)
+    return {str(k): round(float(v), 4) for k, v in shares.items()}
+
+
+# -- HTML -------------------------------------------------------------------------------------
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render_html(summary: dict[str, Any], drift_snapshot, quality_snapshot) -> str:
+    """One self-contained page: the verdict table, then Evidently's drift and quality widgets."""
+    from evidently.core.metric_types import render_widgets
+    from evidently.legacy.renderers.html_widgets import group_widget, header_text, table_data
+
+    window = summary.get("window", {})
+    head = (f"prodrank drift report — {summary.get('name')}: {summary['verdict'].upper()}"
+            f" ({len(summary['drifted_checks'])} drifted check(s): {', '.join(summary['drifted_checks']) or 'none'})")
+    info = (f"current: {window.get('start') or 'open'} → {window.get('end') or 'open'}, "
+            f"{summary.get('current', {}).get('requests_used')} requests used of "
+            f"{summary.get('current', {}).get('requests_in_window')} · reference: {summary.get('reference', {}).get('kind')}"
+            f" ({summary.get('reference', {}).get('requests_used')} requests) · model(s): "
+            f"{', '.join(summary.get('current', {}).get('model_versions') or [])}")
+    rows = [[r["group"], r["check"], r.get("level", "request"), r["method"], _fmt(r["statistic"]),
+             _fmt(r["threshold"]), "DRIFT" if r["drift"] else "ok", r.get("note") or ""]
+            for r in summary["checks"]]
+    verdict = [header_text(label=head), header_text(label=info),
+               table_data(title="Checks", column_names=["group", "check", "level", "method", "statistic",
+                                                       "threshold", "verdict", "note"], data=rows)]
+    widgets = [group_widget(title="Verdict", widgets=verdict)]
+    if drift_snapshot is not None:
+        widgets.append(group_widget(title="Input and prediction drift (Evidently ValueDrift)",
+                                    widgets=drift_snapshot._widgets))  # noqa: SLF001 - no public accessor in 0.7
+    if quality_snapshot is not None:
+        widgets.append(group_widget(title="Ranking quality from feedback (Evidently NDCG / MRR / HitRate)",
+                                    widgets=quality_snapshot._widgets))  # noqa: SLF001
+    return render_widgets(widgets, as_iframe=False)
+
+
+def write_report(summary: dict[str, Any], html: str, out_dir: str | Path, name: str) -> dict[str, str]:
+    """``<out_dir>/<name>.html`` and ``.json`` (written atomically), and ``latest.json``."""
+    from prodrank.io import write_json, write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"html": str(out / f"{name}.html"), "json": str(out / f"{name}.json")}
+    summary["reports"] = paths
+    write_text(html, out / f"{name}.html")
+    write_json(_jsonable(summary), out / f"{name}.json")
+    write_json(_jsonable(summary), out / "latest.json")
+    return paths
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return _jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value

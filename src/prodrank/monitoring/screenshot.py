@@ -1,0 +1,79 @@
+"""Open a drift report in headless Chromium with every network request blocked, and check that
+it renders: a screenshot (PNG) and the rendered DOM, which must contain the report's widgets.
+
+    python -m prodrank.monitoring.screenshot reports/drift/<window>.html --png docs/img/drift-report.png
+
+Needs a Chromium binary (``apt-get install -y chromium``; ``$CHROMIUM`` overrides the lookup).
+The network is cut with a dead proxy and a resolver that maps every host to nothing, so a
+report that needed a CDN would render empty. Exit status 0 when the page rendered, 1 otherwise,
+2 without Chromium.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+OFFLINE_FLAGS = ["--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
+                 "--disable-background-networking", "--no-first-run", "--disable-sync", "--disable-extensions"]
+# elements that exist only after the inlined JS ran: the page ships its widgets as JSON inside a
+# <script>, so the report's own words are in the file either way; plotly's <svg class="main-svg">
+# and rendered table cells are not
+RENDERED_MARKERS = ('class="main-svg"', "<td")
+
+
+def chromium() -> str | None:
+    for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome", "headless_shell"):
+        if name and (path := shutil.which(name)):
+            return path
+    return None
+
+
+def _base(exe: str, profile: str, width: int, height: int) -> list[str]:
+    return [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+            f"--user-data-dir={profile}", f"--window-size={width},{height}", "--virtual-time-budget=15000",
+            *OFFLINE_FLAGS]
+
+
+def render(html: str | Path, png: str | Path | None = None, width: int = 1400, height: int = 2200,
+           timeout: float = 120) -> dict:
+    """Render ``html`` offline; returns {rendered, markers, dom_chars, png}."""
+    exe = chromium()
+    if exe is None:
+        raise FileNotFoundError("no Chromium found: apt-get install -y chromium (or set $CHROMIUM)")
+    url = Path(html).resolve().as_uri()
+    with tempfile.TemporaryDirectory(prefix="prodrank-chromium-") as profile:
+        dom = subprocess.run([*_base(exe, profile, width, height), "--dump-dom", url], capture_output=True,
+                             text=True, timeout=timeout).stdout
+        if png:
+            Path(png).parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([*_base(exe, profile, width, height), f"--screenshot={Path(png).resolve()}", url],
+                           capture_output=True, text=True, timeout=timeout)
+    found = {m: m in dom for m in RENDERED_MARKERS}
+    return {"rendered": all(found.values()), "markers": found, "dom_chars": len(dom),
+            "png": str(png) if png and Path(png).exists() else None,
+            "png_bytes": Path(png).stat().st_size if png and Path(png).exists() else 0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("html")
+    parser.add_argument("--png", help="write a screenshot here")
+    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=2200)
+    args = parser.parse_args(argv)
+    try:
+        result = render(args.html, args.png, args.width, args.height)
+    except FileNotFoundError as err:
+        print(err, file=sys.stderr)
+        return 2
+    print(result)
+    return 0 if result["rendered"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

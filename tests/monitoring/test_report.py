@@ -1,0 +1,139 @@
+"""The drift report on synthetic logs: no drift between two windows of the same traffic, drift
+on the shifted checks; the JSON summary's shape; the HTML is one self-contained file; the
+decision rule per method; configuration; the retrain trigger (stubbed and by command)."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from prodrank.config import ConfigError, DriftCheck, resolve
+from prodrank.monitoring.bench import write_log
+from prodrank.monitoring.flow import apply_overrides, render_markdown
+from prodrank.monitoring.monitor import format_summary, run_monitor
+from prodrank.monitoring.report import is_drift
+
+START = datetime(2026, 11, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    """Hour 0: reference; hour 1: same traffic; hour 2: shifted (longer queries, prices, scores)."""
+    directory = tmp_path_factory.mktemp("drift-log")
+    write_log(directory, 1200, START, 3600, seed=1)
+    write_log(directory, 1200, START + HOUR, 3600, seed=2)
+    write_log(directory, 1200, START + 2 * HOUR, 3600, seed=3, shift=0.6)
+    return directory
+
+
+def config(logs, **monitoring):
+    cfg = resolve({})
+    return apply_overrides(cfg, {"reference": "log", "reference_end": (START + HOUR).isoformat(), "log_dir": str(logs),
+                                 "catalogs": [], "min_requests": 100, **monitoring})
+
+
+@pytest.fixture(scope="module")
+def reports(logs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    cfg = config(logs)
+    same = run_monitor(cfg, ".", end=(START + 2 * HOUR).isoformat(), out_dir=str(out))
+    shifted = run_monitor(cfg, ".", start=(START + 2 * HOUR).isoformat(), out_dir=str(out), name="shifted")
+    return same, shifted, out
+
+
+def test_same_traffic_is_no_drift_and_shifted_traffic_drifts_on_the_shifted_checks(reports):
+    same, shifted, _ = reports
+    assert same["verdict"] == "no drift" and same["drifted_checks"] == []
+    assert shifted["verdict"] == "drift"
+    assert {"query_chars", "query_tokens", "price", "score", "top1_score"} <= set(shifted["drifted_checks"])
+    assert "candidate_count" not in shifted["drifted_checks"] and "category" not in shifted["drifted_checks"]
+    assert "unseen_product" not in {r["check"] for r in shifted["checks"] if r["statistic"] is not None}  # no catalogue
+
+
+def test_json_summary_states_each_check_with_statistic_and_threshold(reports):
+    _, shifted, out = reports
+    data = json.loads((out / "shifted.json").read_text())
+    assert data["drift"] is True and data["verdict"] == "drift"
+    by_check = {r["check"]: r for r in data["checks"]}
+    for name in ("query_chars", "query_tokens", "query_oov_share", "candidate_count", "price", "score", "p_click",
+                 "p_add_to_cart", "p_purchase", "top1_score", "score_gap"):
+        row = by_check[name]
+        assert {"drift", "statistic", "threshold", "method", "group", "level"} <= set(row)
+        assert row["drift"] == (row["statistic"] >= row["threshold"])  # wasserstein: a distance
+    assert by_check["price"]["level"] == "candidate" and by_check["query_chars"]["level"] == "request"
+    quality = {r["check"] for r in data["checks"] if r["group"] == "quality"}
+    assert {"click.ndcg@5", "click.mrr@5", "click.hitrate@5"} <= quality
+    assert data["quality"]["comparable_with_reference"] is True
+    assert data["current"]["requests_used"] == 1200 and data["reference"]["kind"] == "log"
+    assert data["reports"]["html"].endswith("shifted.html")
+    assert json.loads((out / "latest.json").read_text())["name"] == "shifted"
+    assert "DRIFT" in format_summary(shifted) and "| price |" in render_markdown(shifted)
+
+
+def test_html_is_one_self_contained_file(reports):
+    _, _, out = reports
+    html = (out / "shifted.html").read_text()
+    assert len(html) > 1_000_000  # Evidently's JS is inlined
+    assert not re.search(r"<(script|link)[^>]+(src|href)=[\"']https?://", html)  # nothing fetched from a network
+    assert "prodrank drift report" in html and "query_chars" in html
+
+
+def test_sampled_window_gives_the_same_verdict(logs, tmp_path):
+    cfg = config(logs, max_requests=300)
+    summary = run_monitor(cfg, ".", start=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path))
+    assert summary["current"]["sampled"] and summary["current"]["requests_used"] == 300
+    assert summary["verdict"] == "drift" and {"query_chars", "price"} <= set(summary["drifted_checks"])
+
+
+def test_too_few_requests_is_no_verdict(logs, tmp_path):
+    summary = run_monitor(config(logs, min_requests=5000), ".", start=(START + 2 * HOUR).isoformat(),
+                          out_dir=str(tmp_path))
+    assert summary["verdict"] == "insufficient data" and summary["drift"] is False
+
+
+def test_trigger_calls_the_retrain_once_per_cooldown(logs, tmp_path):
+    calls = []
+
+    def fake_retrain(**kwargs):
+        calls.append(kwargs)
+        return {"status": "promoted"}
+
+    cfg = config(logs, action="trigger")
+    first = run_monitor(cfg, ".", start=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path), trigger_fn=fake_retrain,
+                        params="p.yaml")
+    assert first["retrain"]["triggered"] and first["retrain"]["status"] == "promoted"
+    assert calls[0]["use_serving_logs"] is True and calls[0]["params"] == "p.yaml"
+    second = run_monitor(cfg, ".", start=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path), trigger_fn=fake_retrain)
+    assert not second["retrain"]["triggered"] and "cooldown" in second["retrain"]["reason"] and len(calls) == 1
+    report_only = run_monitor(config(logs), ".", start=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path / "r"),
+                              trigger_fn=fake_retrain)
+    assert report_only["retrain"] == {"triggered": False, "reason": "monitoring.action is 'report'"}
+    no_drift = run_monitor(cfg, ".", end=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path / "n"),
+                           trigger_fn=fake_retrain)
+    assert no_drift["retrain"] is None and len(calls) == 1
+
+
+def test_trigger_by_command(logs, tmp_path):
+    marker = tmp_path / "retrain-ran"
+    cfg = config(logs, action="trigger", retrain={"via": "command", "cooldown_hours": 0,
+                                                   "command": [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]})
+    summary = run_monitor(cfg, tmp_path, start=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path / "out"))
+    assert summary["retrain"]["status"] == "completed" and marker.exists()
+
+
+def test_decision_rule_per_method():
+    assert is_drift("wasserstein", 0.12, 0.1) and not is_drift("wasserstein", 0.05, 0.1)
+    assert is_drift("ks", 0.01, 0.05) and not is_drift("ks", 0.2, 0.05)
+    assert not is_drift("psi", float("nan"), 0.1)
+
+
+def test_config_names_a_bad_method_and_merges_checks_key_by_key():
+    with pytest.raises(ConfigError, match="monitoring.checks.price.method"):
+        resolve({"monitoring": {"checks": {"price": {"method": "nope"}}}})
+    cfg = resolve({"monitoring": {"checks": {"price": {"threshold": 0.3}}}})
+    assert cfg.monitoring.checks.price == DriftCheck(method="wasserstein", threshold=0.3)
+    assert cfg.monitoring.checks.brand.method == "jensenshannon"

@@ -1,0 +1,142 @@
+"""Request validation without a server: every bad-input case of the issue is a 4xx whose
+message names the field (the pydantic models, then the ASGI guard in front of BentoML)."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from prodrank.serving.guard import RequestGuard, check_json_body
+from prodrank.serving.schemas import LIMITS, Candidate, FeedbackRequest, RankRequest, format_validation_errors
+
+
+def good(**over):
+    body = {"query": "red sofa", "candidates": [{"id": "a", "title": "acme red sofa"}, {"id": "b", "title": "lamp"}]}
+    body.update(over)
+    return body
+
+
+def errors_of(model, body) -> dict:
+    with pytest.raises(ValidationError) as info:
+        model.model_validate_json(json.dumps(body))
+    return format_validation_errors(info.value.errors(include_context=False, include_input=False))
+
+
+def test_valid_request_parses_with_all_optional_fields():
+    req = RankRequest.model_validate_json(json.dumps(good(top_k=1, candidates=[
+        {"id": "a", "title": "t", "description": "d", "brand": "b", "category": "c",
+         "attributes": {"color": "red", "size": 3}, "price": 12}])))
+    assert req.top_k == 1 and req.candidates[0].price == 12.0
+    assert req.candidates[0].fields()["attributes"] == "color: red; size: 3"
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    (good(query=""), "query", "non-whitespace"),
+    (good(query=" \t\n "), "query", "non-whitespace"),
+    (good(candidates=[]), "candidates", "at least one"),
+    (good(candidates=[{"id": "a", "title": "x"}, {"id": "a", "title": "y"}]), "candidates", "duplicate id 'a'"),
+    (good(candidates=[{"id": "a", "title": 5}]), "candidates.0.title", "valid string"),
+    (good(candidates=[{"id": 7, "title": "x"}]), "candidates.0.id", "valid string"),
+    (good(candidates=[{"id": "a"}]), "candidates.0.title", "Field required"),
+    (good(candidates=[{"id": "", "title": "x"}]), "candidates.0.id", "at least 1"),
+    (good(candidates="a,b"), "candidates", "valid array"),
+    (good(top_k="3"), "top_k", "valid integer"),
+    (good(top_k=0), "top_k", "greater than or equal to 1"),
+    (good(top_k=2.5), "top_k", "valid integer"),
+    (good(colour="red"), "colour", "Extra inputs"),
+    (good(candidates=[{"id": "a", "title": "x", "colour": "red"}]), "candidates.0.colour", "Extra inputs"),
+    (good(candidates=[{"id": "a", "title": "x", "price": -1}]), "candidates.0.price", "greater than or equal"),
+    ({"candidates": [{"id": "a", "title": "x"}]}, "query", "Field required"),
+])
+def test_bad_rank_bodies_name_the_field(body, field, words):
+    err = errors_of(RankRequest, body)
+    fields = [e["field"] for e in err["errors"]]
+    assert field in fields, err
+    assert words in err["error"] and err["error"].startswith(f"{fields[0]}:")
+
+
+def test_too_many_candidates_uses_the_configured_limit(monkeypatch):
+    monkeypatch.setattr(LIMITS, "max_candidates", 3)
+    body = good(candidates=[{"id": str(i), "title": "t"} for i in range(4)])
+    err = errors_of(RankRequest, body)
+    assert err["errors"] == [{"field": "candidates", "message": "4 candidates, more than the limit of 3"}]
+    RankRequest.model_validate_json(json.dumps(good(candidates=body["candidates"][:3])))
+
+
+def test_feedback_validation():
+    FeedbackRequest.model_validate_json('{"request_id": "r1", "product_id": "a", "event": "add_to_cart"}')
+    err = errors_of(FeedbackRequest, {"request_id": "r1", "product_id": "a", "event": "view"})
+    assert err["errors"][0]["field"] == "event"
+    err = errors_of(FeedbackRequest, {"request_id": "r1", "event": "click"})
+    assert err["errors"][0]["field"] == "product_id"
+
+
+def test_long_text_is_accepted_not_rejected():
+    Candidate.model_validate({"id": "a", "title": "x" * 100_000})  # cut and flagged by the engine, not a 4xx
+
+
+@pytest.mark.parametrize(("body", "status", "words"), [
+    (b'{"query": "\xff"}', 400, "not valid UTF-8 (byte 11"),
+    (b'{"query": ', 400, "not valid JSON"),
+    (b"", 400, "empty"),
+    (b"[1, 2]", 422, "JSON object"),
+    (b'"text"', 422, "JSON object"),
+])
+def test_body_checks(body, status, words):
+    got = check_json_body(body)
+    assert got is not None and got[0] == status and got[1] == "body" and words in got[2]
+    assert check_json_body(b'{"query": "caf\xc3\xa9"}') is None
+
+
+def run_guard(body: bytes, headers: list[tuple[bytes, bytes]], app_status: int = 200, app_body: bytes = b"{}",
+              chunks: int = 1, limit: int = 1000):
+    """Drive the guard with a fake app; returns (status, JSON body, whether the app ran)."""
+    calls = {"app": False}
+
+    async def app(scope, receive, send):
+        calls["app"] = True
+        message = await receive()
+        assert message["body"] == body
+        await send({"type": "http.response.start", "status": app_status, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": app_body})
+
+    parts = [body[i * len(body) // chunks:(i + 1) * len(body) // chunks] for i in range(chunks)]
+    messages = [{"type": "http.request", "body": p, "more_body": i < chunks - 1} for i, p in enumerate(parts)]
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/rank", "headers": headers}
+    asyncio.run(RequestGuard(app, max_body_bytes=limit)(scope, receive, send))
+    status = sent[0]["status"]
+    payload = b"".join(m.get("body", b"") for m in sent[1:])
+    return status, json.loads(payload), calls["app"]
+
+
+def test_guard_rejects_large_bodies_before_the_app():
+    big = b'{"query": "' + b"x" * 2000 + b'"}'
+    status, body, ran = run_guard(big, [(b"content-type", b"application/json"), (b"content-length", str(len(big)).encode())])
+    assert status == 413 and body["errors"][0]["field"] == "body" and not ran
+    status, body, ran = run_guard(big, [(b"content-type", b"application/json")], chunks=4)  # no length: counted
+    assert status == 413 and not ran
+
+
+def test_guard_content_type_and_passthrough():
+    status, body, ran = run_guard(b"query=x", [(b"content-type", b"application/x-www-form-urlencoded")])
+    assert status == 415 and body["errors"][0]["field"] == "content-type" and not ran
+    status, body, ran = run_guard(b'{"a": 1}', [(b"content-type", b"application/json; charset=utf-8")])
+    assert status == 200 and ran
+
+
+def test_guard_rewrites_bentoml_validation_errors_to_422():
+    bentoml_400 = json.dumps({"error": "1 validation error for Input",
+                              "detail": [{"type": "missing", "loc": ["query"], "msg": "Field required"}]}).encode()
+    status, body, ran = run_guard(b'{"a": 1}', [(b"content-type", b"application/json")], 400, bentoml_400)
+    assert ran and status == 422
+    assert body == {"error": "query: Field required", "errors": [{"field": "query", "message": "Field required"}]}
