@@ -137,3 +137,88 @@ def test_config_names_a_bad_method_and_merges_checks_key_by_key():
     cfg = resolve({"monitoring": {"checks": {"price": {"threshold": 0.3}}}})
     assert cfg.monitoring.checks.price == DriftCheck(method="wasserstein", threshold=0.3)
     assert cfg.monitoring.checks.brand.method == "jensenshannon"
+
+
+def test_evaluation_reference_takes_inputs_from_all_splits_and_predictions_from_the_test_split(tmp_path):
+    """The default reference: query/candidate features weighted over the whole data set, scores
+    from the evaluation predictions; a current window of the same queries shows no input drift."""
+    import numpy as np
+    import pandas as pd
+
+    from prodrank.serving.request_log import RequestLog
+    from tests.conftest import make_prepared
+
+    prepared = make_prepared(tmp_path / "data" / "prepared")
+    catalog = pd.read_parquet(prepared / "catalog.parquet")
+    test = pd.read_parquet(prepared / "test" / "interactions.parquet").merge(
+        pd.read_parquet(prepared / "test" / "queries.parquet")[["query_id", "query"]], on="query_id")
+    rng = np.random.default_rng(0)
+    preds = test[["query_id", "query", "product_id", "position"]].assign(score=rng.random(len(test)))
+    for task in ("click", "add_to_cart", "purchase"):
+        preds[f"p_{task}"] = preds["score"] / 2
+    (tmp_path / "reports" / "evaluation").mkdir(parents=True)
+    preds.to_parquet(tmp_path / "reports" / "evaluation" / "predictions.parquet", index=False)
+    from prodrank.monitoring.monitor import dataset_pairs
+
+    pairs = dataset_pairs(prepared)  # live traffic: the data set's queries, by their impressions
+    weight = pairs.groupby("query_id")["impressions"].sum()
+    drawn = rng.choice(weight.index.to_numpy(), size=600, p=(weight / weight.sum()).to_numpy())
+    text = dict(zip(pairs["query_id"], pairs["query"], strict=False))
+    price = dict(zip(catalog["product_id"], catalog["price"], strict=True))
+    writer = RequestLog(tmp_path / "logs", fsync_seconds=0.1)
+    for i, qid in enumerate(drawn):
+        q = {"query": text[qid]}
+        ids = pairs[pairs["query_id"] == qid].drop_duplicates("product_id").sort_values("position")["product_id"].tolist()
+        score = rng.random(len(ids)) / 3 + 0.2
+        writer.write({"kind": "request", "request_id": f"{i:032x}", "timestamp": f"2026-11-01T00:{i // 60:02d}:"
+                      f"{i % 60:02d}.000000+00:00", "model_version": "m:1", "query": q["query"], "top_k": None,
+                      "candidate_ids": ids, "positions": list(range(1, len(ids) + 1)),
+                      "scores": {"score": score.tolist(), **{f"p_{t}": (score / 2).tolist()
+                                                             for t in ("click", "add_to_cart", "purchase")}},
+                      "truncated_ids": [], "prices": [price[p] for p in ids], "latency_ms": 1.0})
+    writer.close()
+    cfg = apply_overrides(resolve({}), {"log_dir": str(tmp_path / "logs"), "min_requests": 100,
+                                        "catalogs": ["data/prepared/catalog.parquet"]})
+    summary = run_monitor(cfg, tmp_path, out_dir=str(tmp_path / "out"))
+    assert summary["reference"]["kind"] == "evaluation" and summary["reference"]["inputs"].startswith("all splits")
+    by = {r["check"]: r for r in summary["checks"]}
+    assert "(unknown)" not in by["category"]["reference_top"] and by["unseen_product"]["statistic"] == 0
+    for name in ("query_chars", "candidate_count", "category", "price"):  # the same query mix
+        assert not by[name]["drift"], by[name]
+    assert by["score"]["drift"]  # live scores (0.2..0.53) vs evaluation scores (0..1)
+    assert summary["quality"]["comparable_with_reference"] is False
+
+
+def test_html_renders_offline_in_headless_chromium(reports, tmp_path):
+    """Evidently's inlined JS draws the widgets with every network request blocked."""
+    from prodrank.monitoring.screenshot import chromium, render
+
+    if chromium() is None:
+        pytest.skip("no Chromium (apt-get install -y chromium); docs/monitoring.md has the script")
+    _, _, out = reports
+    result = render(out / "shifted.html", tmp_path / "shot.png", height=1200)
+    assert result["rendered"], result
+    assert result["png_bytes"] > 20_000
+
+
+def test_cli_monitor_and_its_exit_status(logs, tmp_path, monkeypatch, capsys):
+    import yaml
+
+    from prodrank.cli import main
+    from tests.conftest import PROJECT_ROOT
+
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["monitoring"].update({"log_dir": str(logs), "catalogs": [], "min_requests": 100})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.setenv("PRODRANK_PREFECT", "off")
+    monkeypatch.chdir(tmp_path)
+    ref_end = (START + HOUR).isoformat()
+    args = ["monitor", "--reference", "log", "--reference-end", ref_end, "--out", str(tmp_path / "r")]
+    assert main([*args, "--end", (START + 2 * HOUR).isoformat(), "--name", "same", "--fail-on-drift"]) == 0
+    assert "NO DRIFT" in capsys.readouterr().out
+    assert main([*args, "--start", (START + 2 * HOUR).isoformat(), "--name", "shifted", "--fail-on-drift"]) == 3
+    capsys.readouterr()
+    assert main([*args, "--last", "30m", "--end", (START + 3 * HOUR).isoformat(), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"] == "drift" and data["current"]["requests_used"] == 600
+    assert (tmp_path / "r" / "shifted.json").exists() and (tmp_path / "r" / "20261101T023000Z--20261101T030000Z.json").exists()

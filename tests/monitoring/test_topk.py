@@ -16,9 +16,10 @@ class FakeRanker:
     def __init__(self, flip: set[str]):
         self.flip = flip  # queries whose order this model reverses
 
-    def score(self, queries, ids, products):
+    def score(self, queries, ids, products):  # one call for every request: flip per pair
         base = np.array([-int(i[1:]) for i in ids], dtype=float)
-        return {"score": -base if queries[0] in self.flip else base}
+        flip = np.array([q in self.flip for q in queries])
+        return {"score": np.where(flip, -base, base)}
 
 
 def test_share_of_requests_whose_top_k_changed(monkeypatch):

@@ -15,8 +15,6 @@ def claims(summary: dict, key: str, alpha: float = 0.05) -> list[str]:
     lines = []
     model = summary["methods"][MODEL]
     for target in model:
-        if target == GRADED:
-            continue
         beaten, lost = [], []
         for baseline, tests in summary["significance"].items():
             test = tests.get(f"{target}.{key}")
@@ -27,6 +25,13 @@ def claims(summary: dict, key: str, alpha: float = 0.05) -> list[str]:
         verdict = "HOLDS" if beaten and not lost else "DOES NOT HOLD"
         lines.append(f"- **{target} {key}: the model beats every baseline significantly — {verdict}.**"
                      + (f" Not significantly better than: {', '.join(lost)}." if lost else ""))
+        oracle = summary["methods"].get(ORACLE, {}).get(target, {}).get(key)
+        production = summary["methods"].get("production", {}).get(target, {}).get(key)
+        if target != GRADED and oracle is not None and production is not None and oracle < production:
+            lines.append(f"  - Caution: on {target} the logged production order ({production:.4f}) scores above the "
+                         f"oracle ranking by true relevance ({oracle:.4f}). Logged engagement is shaped by the "
+                         "position bias of the ranker that produced it, so this metric rewards agreement with the "
+                         "logging policy; the true-relevance rows are the unbiased comparison.")
     return lines
 
 

@@ -1,7 +1,7 @@
 """Synthetic serving logs, and the cost of a drift report on a large window.
 
     python -m prodrank.monitoring.bench --requests 1000000 --out /tmp/biglog   # write + measure
-    python -m prodrank.monitoring.bench --log-dir /tmp/biglog --max-requests 20000  # measure only
+    python -m prodrank.monitoring.bench --log-dir /tmp/biglog --max-requests 20000 100000  # measure only
 
 :func:`write_log` writes records in exactly the service's format (``request_log.RequestLog``:
 same keys in the same order, ``json.dumps`` defaults, files rotated at ``rotate_bytes``), with
@@ -9,7 +9,8 @@ feedback events for a share of the requests. ``shift`` moves the distributions (
 higher prices, lower scores) to make a drifted window.
 
 The measurement runs :func:`prodrank.monitoring.monitor.run_monitor` with a log reference window
-(the first part of the log) and the rest as the current window, and reports the seconds of each
+(the first hour: ``--reference-requests``) and the rest (``--requests``, the next two hours,
+drifted by ``--shift``) as the current window, and reports the seconds of each
 step (scan + sample, features, Evidently, HTML) and the peak memory.
 """
 from __future__ import annotations
@@ -124,26 +125,29 @@ def measure(log_dir: str | Path, reference_end: str, max_requests: int, out_dir:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=1_000_000, help="requests to write (with --out)")
-    parser.add_argument("--out", help="write a synthetic log here first (reference half + drifted half)")
+    parser.add_argument("--requests", type=int, default=1_000_000, help="requests in the current window (with --out)")
+    parser.add_argument("--reference-requests", type=int, default=100_000, help="requests in the reference window")
+    parser.add_argument("--out", help="write a synthetic log here first (reference hour + drifted current hours)")
     parser.add_argument("--log-dir", help="measure an existing log (written by --out)")
-    parser.add_argument("--max-requests", type=int, default=20_000)
+    parser.add_argument("--max-requests", type=int, nargs="+", default=[20_000],
+                        help="sample sizes to measure (one report each)")
     parser.add_argument("--reports", default="reports/drift/bench")
-    parser.add_argument("--shift", type=float, default=0.5, help="drift of the second half")
+    parser.add_argument("--shift", type=float, default=0.5, help="drift of the current window")
     args = parser.parse_args(argv)
     result: dict[str, Any] = {}
     log_dir = args.log_dir or args.out
     if not log_dir:
         parser.error("give --out DIR (write and measure) or --log-dir DIR (measure)")
     start = datetime(2026, 11, 1, tzinfo=UTC)
-    half = args.requests // 2
     if args.out:
-        first = write_log(args.out, half, start, 3600, seed=1)
-        second = write_log(args.out, args.requests - half, start + timedelta(hours=1), 3600, seed=2, shift=args.shift)
+        first = write_log(args.out, args.reference_requests, start, 3600, seed=1)
+        second = write_log(args.out, args.requests, start + timedelta(hours=1), 7200, seed=2, shift=args.shift)
         result["written"] = {"reference": first, "current": second}
         print(json.dumps(result, indent=2), flush=True)
-    result["measured"] = measure(log_dir, (start + timedelta(hours=1)).isoformat(), args.max_requests, args.reports)
-    print(json.dumps(result["measured"], indent=2))
+    for n in args.max_requests:
+        measured = measure(log_dir, (start + timedelta(hours=1)).isoformat(), n, args.reports)
+        result.setdefault("measured", []).append({"max_requests": n, **measured})
+        print(json.dumps({"max_requests": n, **measured}, indent=2), flush=True)
     return 0
 
 

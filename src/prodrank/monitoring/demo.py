@@ -238,7 +238,7 @@ def phases(cfg, root: Path, url: str, scenario: str = "all", requests: int = 300
 
 
 def run_demo(workdir: Path | None, scenario: str, requests: int, rate: float, seed: int,
-             overrides: dict[str, float] | None = None) -> dict[str, Any]:
+             overrides: dict[str, float] | None = None, reference: str = "evaluation") -> dict[str, Any]:
     from prodrank.config import load_config
 
     started = time.perf_counter()
@@ -272,13 +272,16 @@ def run_demo(workdir: Path | None, scenario: str, requests: int, rate: float, se
         os.chdir(root)
         try:
             result = phases(cfg, root, server.url, scenario=scenario, requests=requests, rate=rate, seed=seed,
-                            stop_server=server.stop, overrides=overrides, params="params.yaml")
+                            stop_server=server.stop, overrides=overrides, params="params.yaml",
+                            reference_from_control=reference == "log")
         finally:
             os.chdir(previous)
     finally:
         server.stop()
-    summary.update(result)
-    summary["steps"].update({k: v.get("seconds") for k, v in result["steps"].items()})
+    steps = summary["steps"]
+    summary.update({k: v for k, v in result.items() if k != "steps"})
+    summary["traffic"] = {k: v for k, v in result["steps"].items() if k.endswith("_traffic")}
+    summary["steps"] = {**steps, **{k: v.get("seconds") for k, v in result["steps"].items()}}
     summary["total_seconds"] = round(time.perf_counter() - started, 1)
     return summary
 
@@ -314,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=800, help="requests per traffic phase (>= monitoring.min_requests)")
     parser.add_argument("--rate", type=float, default=50.0, help="requests per second")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reference", choices=["evaluation", "log"], default="evaluation",
+                        help="evaluation: the test-split predictions (default); log: a first control window")
     parser.add_argument("--out", default=str(PROJECT_ROOT / "reports" / "drift" / "demo"),
                         help="where the summary and the two reports are copied")
     args = parser.parse_args(argv)
@@ -321,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "urllib3", "great_expectations", "prefect", "bentoml"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     summary = run_demo(Path(args.workdir) if args.workdir else None, args.scenario, args.requests, args.rate,
-                       args.seed, parse_overrides(args.drift))
+                       args.seed, parse_overrides(args.drift), args.reference)
     publish(summary, Path(args.out))
     print(Path(args.out, "summary.md").read_text())
     return 0 if summary.get("ok") else 1

@@ -191,8 +191,9 @@ def from_log(requests: pd.DataFrame, feedback: pd.DataFrame, ctx: Context, gap_k
         cand_cols["price"].extend(np.nan if p is None else float(p) for p in prices)
         cand_cols["rank"].extend(rank.tolist())
         for key in set(score_cols) | set(scores):
-            score_cols.setdefault(key, [np.nan] * (len(cand_cols["product_id"]) - m))
-            score_cols[key].extend(scores.get(key, np.full(m, np.nan)).tolist())
+            if key not in score_cols:  # a key first seen now: NaN for the candidates before
+                score_cols[key] = [np.nan] * (len(cand_cols["product_id"]) - m)
+            score_cols[key].extend(scores[key].tolist() if key in scores else [np.nan] * m)
     cand = pd.DataFrame(cand_cols)
     for key, values in score_cols.items():
         cand[key] = np.asarray(values, dtype=np.float64)
@@ -235,57 +236,112 @@ def _with_targets(cand: pd.DataFrame, feedback: pd.DataFrame | None, tasks: tupl
     return cand
 
 
+def _resample(groups: dict[str, pd.DataFrame], traffic: pd.Series | None, n: int, rng) -> np.ndarray:
+    qids = np.array(sorted(groups))
+    weight = traffic.reindex(qids).fillna(0).to_numpy(dtype=float) if traffic is not None else np.ones(len(qids))
+    if weight.sum() <= 0:
+        weight = np.ones(len(qids))
+    return qids[rng.choice(len(qids), size=n, p=weight / weight.sum())] if len(qids) else qids
+
+
+def _query_features(texts: pd.Series, ctx: Context) -> pd.DataFrame:
+    distinct = sorted(set(texts))
+    feats = pd.DataFrame(request_rows(distinct, ctx), index=distinct)
+    return pd.DataFrame({c: texts.map(feats[c]).to_numpy() for c in ("query_chars", "query_tokens", "query_oov_share")},
+                        index=texts.index)
+
+
 def from_predictions(predictions: pd.DataFrame, ctx: Context, gap_k: int, n_requests: int,
-                     traffic: pd.Series | None = None, seed: int = 0, prices: pd.Series | None = None) -> WindowFeatures:
-    """The evaluation-time predictions (one row per test-split (query, product) pair) as a
-    reference window of ``n_requests`` requests: queries drawn with replacement in proportion
-    to ``traffic`` (impressions per query_id; uniform if None), each query's candidates being its
-    test-split pairs, ranked by the model's score."""
+                     traffic: pd.Series | None = None, seed: int = 0, prices: pd.Series | None = None,
+                     inputs: pd.DataFrame | None = None) -> WindowFeatures:
+    """The evaluation-time reference.
+
+    *Prediction* columns come from the evaluation predictions (one row per test-split (query,
+    product) pair): ``n_requests`` test queries drawn with replacement in proportion to
+    ``traffic`` (impressions per query_id), each with its test-split pairs as candidates, ranked
+    by the model's score.
+
+    *Input* columns come from ``inputs`` when given: every logged (query, product) pair of the
+    data set the model was trained and evaluated on (all splits; ``query_id, query, product_id,
+    impressions``, optional ``position``), its queries drawn in proportion to their impressions.
+    Live traffic issues training queries as well as held-out ones, so the test split alone (a
+    fifth of the queries) would be a noisy sample of the query mix: on the tiny profile (30 test
+    queries) control traffic was flagged on every query feature against it. Without ``inputs``,
+    the input columns come from the test split too. Rows of one part have the other part's
+    columns empty (NaN), which Evidently drops per column.
+    """
+    rng = np.random.default_rng(seed)
     preds = predictions.copy()
     preds["product_id"] = preds["product_id"].astype(str)
     tasks = tuple(c[2:] for c in preds.columns if c.startswith("p_"))
     preds = preds.sort_values(["query_id", "score"], ascending=[True, False], kind="stable")
     groups = {qid: g for qid, g in preds.groupby("query_id", sort=True)}
-    qids = np.array(sorted(groups))
-    if traffic is not None:
-        weight = traffic.reindex(qids).fillna(0).to_numpy(dtype=float)
-        weight = weight if weight.sum() > 0 else np.ones(len(qids))
-    else:
-        weight = np.ones(len(qids))
-    rng = np.random.default_rng(seed)
-    drawn = rng.choice(len(qids), size=n_requests, p=weight / weight.sum()) if len(qids) else np.zeros(0, int)
     price_map = prices if prices is not None else (ctx.catalog["price"] if "price" in ctx.catalog.columns else None)
-    req_rows, cand_parts = [], []
-    query_text: dict[str, str] = {}
-    for i, qi in enumerate(drawn):
-        qid = qids[qi]
-        g = groups[qid]
-        rid = f"ref-{i:07d}"
-        score = g["score"].to_numpy(dtype=float)
-        m = len(g)
-        query_text[rid] = str(g["query"].iloc[0])
-        req_rows.append({"request_id": rid, "query_id": qid, "candidate_count": m, "top1_score": score[0],
-                         "score_gap": score[0] - score[min(gap_k, m) - 1]})
-        part = pd.DataFrame({"request_id": rid, "product_id": g["product_id"].to_numpy(),
-                             "rank": np.arange(1, m + 1), "score": score,
-                             **{f"p_{t}": g[f"p_{t}"].to_numpy(dtype=float) for t in tasks}})
-        cand_parts.append(part)
-    req = pd.DataFrame(req_rows, columns=["request_id", "query_id", "candidate_count", "top1_score", "score_gap"])
-    # features of each distinct query once, then broadcast
-    distinct = sorted(set(query_text.values()))
-    feats = pd.DataFrame(request_rows(distinct, ctx), index=distinct)
-    texts = req["request_id"].map(query_text)
+
+    def build(drawn: np.ndarray, groups: dict[str, pd.DataFrame], prefix: str, with_scores: bool
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        req_rows, parts = [], []
+        for i, qid in enumerate(drawn):
+            g = groups[qid]
+            rid = f"{prefix}-{i:07d}"
+            m = len(g)
+            row = {"request_id": rid, "query_id": qid, "query": str(g["query"].iloc[0]), "candidate_count": m,
+                   "top1_score": np.nan, "score_gap": np.nan}
+            part = {"request_id": rid, "product_id": g["product_id"].to_numpy(), "rank": np.arange(1, m + 1)}
+            if with_scores:
+                score = g["score"].to_numpy(dtype=float)
+                row.update(top1_score=score[0], score_gap=score[0] - score[min(gap_k, m) - 1])
+                part.update(score=score, **{f"p_{t}": g[f"p_{t}"].to_numpy(dtype=float) for t in tasks})
+            req_rows.append(row)
+            parts.append(pd.DataFrame(part))
+        req = pd.DataFrame(req_rows, columns=["request_id", "query_id", "query", "candidate_count", "top1_score",
+                                              "score_gap"])
+        cand = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["request_id", "product_id",
+                                                                                        "rank"])
+        return req, cand
+
+    pred_req, pred_cand = build(_resample(groups, traffic, n_requests, rng), groups, "ref-pred", True)
+    if inputs is not None and len(inputs):
+        pairs = inputs.copy()
+        pairs["product_id"] = pairs["product_id"].astype(str)
+        order = ["query_id", "position"] if "position" in pairs.columns else ["query_id"]
+        pairs = pairs.sort_values(order, kind="stable")
+        in_traffic = pairs.groupby("query_id")["impressions"].sum() if "impressions" in pairs.columns else None
+        pairs = pairs.drop_duplicates(["query_id", "product_id"])
+        in_groups = {qid: g for qid, g in pairs.groupby("query_id", sort=True)}
+        in_req, in_cand = build(_resample(in_groups, in_traffic, n_requests, rng), in_groups, "ref-input", False)
+        pred_req[["query", "candidate_count"]] = np.nan  # inputs come from the whole data set
+        pred_cand["blank_inputs"] = True
+        in_cand["blank_inputs"] = False
+        req = pd.concat([in_req, pred_req], ignore_index=True)
+        cand = pd.concat([in_cand, pred_cand], ignore_index=True)
+        source = {"inputs": "all splits, weighted by impressions", "inputs_queries": len(in_groups)}
+    else:
+        req, cand = pred_req, pred_cand
+        cand["blank_inputs"] = False
+        source = {"inputs": "test split"}
+    has_query = req["query"].notna()
+    feats = _query_features(req.loc[has_query, "query"].astype(str), ctx)
     for column in ("query_chars", "query_tokens", "query_oov_share"):
-        req[column] = texts.map(feats[column]).to_numpy()
+        req[column] = np.nan
+        req.loc[has_query, column] = feats[column].astype(float)
+    req["candidate_count"] = req["candidate_count"].astype(float)
     req["model_version"] = "evaluation"
     req["timestamp"] = pd.NaT
-    cand = pd.concat(cand_parts, ignore_index=True) if cand_parts else pd.DataFrame(
-        columns=["request_id", "product_id", "rank", "score"])
     cand["price"] = cand["product_id"].map(price_map).astype(float) if price_map is not None else np.nan
     cand = _with_catalog(cand, ctx)
+    blank = cand.pop("blank_inputs").to_numpy(dtype=bool)
+    cand.loc[blank, "price"] = np.nan
+    for column in ("category", "brand", "unseen_product"):
+        cand[column] = cand[column].astype(object)
+        cand.loc[blank, column] = None
+    for column in ("score", *[f"p_{t}" for t in tasks]):
+        if column not in cand.columns:
+            cand[column] = np.nan
     cand = _with_targets(cand, None, tasks)
-    return WindowFeatures(req, cand, tasks, False, {"kind": "evaluation", "queries": int(len(qids)),
-                                                    "weighted_by": "impressions" if traffic is not None else "uniform"})
+    return WindowFeatures(req.drop(columns=["query"]), cand, tasks, False,
+                          {"kind": "evaluation", "queries": len(groups), **source,
+                           "weighted_by": "impressions" if traffic is not None else "uniform"})
 
 
 # -- the report's table -----------------------------------------------------------------------
@@ -305,8 +361,8 @@ def drift_frame(features: WindowFeatures, tasks: tuple[str, ...]) -> pd.DataFram
         extra = pd.DataFrame({"request_id": empty, **{c: req.loc[empty, c].astype(float).to_numpy()
                                                       for c in REQUEST_COLUMNS}})
         frame = pd.concat([frame, extra], ignore_index=True)
-    for column in ("category", "brand"):
-        frame[column] = frame[column].fillna(UNKNOWN).astype(str)
+    for column in CANDIDATE_CATEGORICAL:  # None = not measured in this row (Evidently drops it)
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame.reset_index(drop=True)
 
 

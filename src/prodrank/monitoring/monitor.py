@@ -70,7 +70,21 @@ def build_context(cfg: Config, root: Path, current: Window) -> F.Context:
     name = f"{tok_path}/tokenizer" if tokenizer is not None else "whitespace words"
     ctx = F.Context(catalog, vocabulary, known, tokenizer, name)
     ctx.catalog_files = {"read": read, "missing": missing}  # type: ignore[attr-defined]
+    ctx.training_prices = first["price"] if "price" in first.columns and len(first) else None  # type: ignore[attr-defined]
     return ctx
+
+
+def dataset_pairs(prepared: Path) -> pd.DataFrame | None:
+    """Every logged (query, product) pair of the prepared data set (all splits), with the query
+    text, impressions and mean position: the input side of the evaluation reference."""
+    frames = []
+    for split in ("train", "valid", "test"):
+        inter, queries = prepared / split / "interactions.parquet", prepared / split / "queries.parquet"
+        if inter.is_file() and queries.is_file():
+            pairs = pd.read_parquet(inter)
+            columns = [c for c in ("query_id", "product_id", "impressions", "position") if c in pairs.columns]
+            frames.append(pairs[columns].merge(pd.read_parquet(queries, columns=["query_id", "query"]), on="query_id"))
+    return pd.concat(frames, ignore_index=True) if frames else None
 
 
 def reference_window(cfg: Config, root: Path, ctx_factory, current: Window) -> tuple[F.WindowFeatures, dict[str, Any],
@@ -103,7 +117,10 @@ def reference_window(cfg: Config, root: Path, ctx_factory, current: Window) -> t
         inter = pd.read_parquet(test_interactions, columns=["query_id", "impressions"])
         traffic = inter.groupby("query_id")["impressions"].sum()
     n = min(mon.max_requests, max(mon.min_requests, len(current.requests), 2_000))
-    feats = F.from_predictions(predictions, ctx, mon.gap_k, n, traffic, seed=mon.seed)
+    # prices of the training catalogue: later catalogue files (the simulator's) may hold newer prices
+    feats = F.from_predictions(predictions, ctx, mon.gap_k, n, traffic, seed=mon.seed,
+                               prices=getattr(ctx, "training_prices", None),
+                               inputs=dataset_pairs(root / "data" / "prepared"))
     info = {"kind": "evaluation", "path": mon.predictions, "pairs": int(len(predictions)),
             "requests_used": int(len(feats.requests)), **feats.source,
             "model_versions": [t for t in [_reference_model_tag(root)] if t]}
@@ -128,16 +145,20 @@ def topk_changed(cfg: Config, current: Window, ctx: F.Context, other_tag: str, s
     ranker, _ = load_packaged(other_tag, cfg)
     needed = {str(x) for i in pick for x in requests["candidate_ids"].iloc[i]}
     products = product_fields(ctx.catalog.loc[sorted(needed)].reset_index(drop=True))
-    changed = 0
     started = time.perf_counter()
-    for i in pick:
-        row = requests.iloc[i]
-        ids = [str(x) for x in row["candidate_ids"]]
+    rows = [requests.iloc[i] for i in pick]
+    ids = [[str(x) for x in row["candidate_ids"]] for row in rows]
+    flat_q = [row["query"] for row, cands in zip(rows, ids, strict=True) for _ in cands]
+    flat_ids = [pid for cands in ids for pid in cands]
+    other_all = ranker.score(flat_q, flat_ids, products)["score"]  # one batched call for all of them
+    changed, offset = 0, 0
+    for row, cands in zip(rows, ids, strict=True):
         served = np.asarray(row["scores"]["score"], dtype=float)
-        other = ranker.score([row["query"]] * len(ids), ids, products)["score"]
-        kk = min(k, len(ids))
-        a = {ids[j] for j in np.argsort(-served, kind="stable")[:kk]}
-        b = {ids[j] for j in np.argsort(-other, kind="stable")[:kk]}
+        other = other_all[offset:offset + len(cands)]
+        offset += len(cands)
+        kk = min(k, len(cands))
+        a = {cands[j] for j in np.argsort(-served, kind="stable")[:kk]}
+        b = {cands[j] for j in np.argsort(-other, kind="stable")[:kk]}
         changed += a != b
     return {"share": changed / len(pick), "other_model": other_tag, "requests": len(pick), "k": k,
             "seconds": round(time.perf_counter() - started, 2),
@@ -178,6 +199,8 @@ def run_monitor(cfg: Config, root: str | Path = ".", start: str | None = None, e
         dominant = _dominant(current.requests["model_version"])
         candidates = [m for m in ref_models if m != dominant]
         other = candidates[0] if candidates else None
+    if other is not None and other.lower() == "none":  # --compare-model none: not computed
+        other = None
     if other is not None and len(current.requests):
         try:
             topk = topk_changed(cfg, current, ctx, other, mon.topk_requests)

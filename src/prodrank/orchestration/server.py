@@ -29,6 +29,7 @@ from pathlib import Path
 from prodrank.orchestration import env
 
 STATE_FILE = "prodrank-server.json"
+STARTUP_GRACE_SECONDS = 180  # a fresh database takes 10-20 s to migrate; more than this is not "starting"
 LOG_FILE = "server.log"
 
 
@@ -132,7 +133,11 @@ def discover(wait_seconds: float = 0.0) -> ServerInfo | None:
     state = read_state()
     if state is None or (state.pid is not None and not pid_alive(state.pid)):
         return None
-    if healthy(state.api_url) or wait_healthy(state.api_url, wait_seconds, state.pid):
+    if healthy(state.api_url):
+        return state
+    # wait only for a server that may still be starting, not for one that has been unhealthy for long
+    starting = state.started_at is not None and time.time() - state.started_at < STARTUP_GRACE_SECONDS
+    if starting and wait_healthy(state.api_url, wait_seconds, state.pid):
         return state
     return None
 
