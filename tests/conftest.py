@@ -67,9 +67,10 @@ def make_prepared(directory: Path, seed: int = 0) -> Path:
                              "clicks": clicks, "add_to_carts": clicks // 2, "purchases": clicks // 4,
                              "relevance": 3 if exact else (1 if same_kind else 0)})
     queries, interactions = pd.DataFrame(queries), pd.DataFrame(rows)
-    splits = {"train": [q for i, q in enumerate(queries["query_id"]) if i % 4 != 3],
-              "valid": [q for i, q in enumerate(queries["query_id"]) if i % 4 == 3],
-              "test": [q for i, q in enumerate(queries["query_id"]) if i % 4 == 3]}
+    # held out: one colour per kind, a different one for each kind, so every word is seen in training
+    held_out = {f"Q{k}{(k + 3) % 4}" for k in range(len(KINDS))}
+    splits = {"train": [q for q in queries["query_id"] if q not in held_out],
+              "valid": sorted(held_out), "test": sorted(held_out)}
     directory.mkdir(parents=True, exist_ok=True)
     catalog.to_parquet(directory / "catalog.parquet", index=False)
     for name, ids in splits.items():

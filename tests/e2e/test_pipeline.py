@@ -105,7 +105,7 @@ def test_evaluate_any_judgments_file_in_the_documented_format(project, tmp_path)
     for q, (query, good) in enumerate([("red sofa", "Acme 3-Seat Sofa in Red"), ("cordless drill", "Volt 20V Cordless Drill"),
                                        ("table lamp", "Lumo Table Lamp in Brass")]):
         rows += [f"{query},G{q},{good},Acme,3", f"{query},B{q}a,Steel Garden Hose 50 ft.,Hoso,1",
-                 f"{query},B{q}b,Cotton Bath Towel 6-Pk,Softy,1.5"]
+                 f"{query},B{q}b,Cotton Bath Towel 6-Pk,Softy,1"]
     judgments = tmp_path / "judgments.csv"
     judgments.write_text("\n".join(rows) + "\n")
     sh([str(BIN / "prodrank"), "evaluate", "--judgments", str(judgments), "--out", str(tmp_path / "out")], project)

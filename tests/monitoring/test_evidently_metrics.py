@@ -80,3 +80,32 @@ def test_the_off_by_one_rank_label_is_not_used():
     assert topk_value(ndcg, 5) == pytest.approx(project_values(frame, "click", 5)["ndcg"], abs=1e-9)
     assert topk_value(ndcg, 5) == ndcg["value"].iloc[4] and topk_value(hit, 5) == hit["value"].iloc[4]
     assert topk_value({"value": {"0": 0.1, "1": 0.2}}, 2) == 0.2 and topk_value(pd.DataFrame({"value": []}), 3) is None
+
+
+@pytest.mark.parametrize("k", [1, 5, 10, 30])
+def test_per_request_values_average_to_the_project_metrics(k):
+    from prodrank.monitoring.report import per_request_quality
+
+    frame = ranking_data(seed=7, n_requests=80)
+    values = per_request_quality(frame, "click", k)
+    expected = project_values(frame, "click", k)
+    for metric in ("ndcg", "mrr", "hitrate"):
+        assert values[metric].mean() == pytest.approx(expected[metric], abs=1e-12), metric
+
+
+def test_a_quality_drop_must_be_large_and_significant():
+    from prodrank.config import resolve
+    from prodrank.monitoring.report import QUALITY_METRICS, drop_p_value, per_request_quality, quality_checks
+
+    mon = resolve({}).monitoring
+    ref = ranking_data(seed=8, n_requests=400)
+    worse = ref.copy()  # the same feedback on the results shown in reverse order
+    worse["rank"] = worse.groupby("request_id")["rank"].transform("max") + 1 - worse["rank"]
+    noise = ranking_data(seed=9, n_requests=400)
+    for current, expect in ((worse, True), (noise, False)):
+        _, values = _quality_snapshot(current, ref, ("click",), 5)
+        cur_v, ref_v = per_request_quality(current, "click", 5), per_request_quality(ref, "click", 5)
+        p = {"click": {m: drop_p_value(cur_v[m], ref_v[m]) for m in QUALITY_METRICS}}
+        rows = {r["check"]: r for r in quality_checks(values, mon, {"click": 400}, True, p)}
+        assert rows["click.ndcg@5"]["drift"] is expect, rows["click.ndcg@5"]
+    assert drop_p_value(np.array([0.5, 0.5]), np.array([0.9, 0.9])) == 0.0

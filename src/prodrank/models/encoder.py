@@ -37,7 +37,7 @@ class EncodedBatch:
     token_type_ids: torch.Tensor  # [B, L]
     truncated: torch.Tensor  # [B] bool: some text was cut by the budget
 
-    def to(self, device: torch.device) -> "EncodedBatch":
+    def to(self, device: torch.device) -> EncodedBatch:
         return EncodedBatch(self.input_ids.to(device), self.attention_mask.to(device),
                             self.token_type_ids.to(device), self.truncated)
 

@@ -183,11 +183,44 @@ def _ordered_results(snapshot) -> list[tuple[pd.DataFrame | None, pd.DataFrame |
 
 
 # -- the summary ------------------------------------------------------------------------------
+def per_request_quality(frame: pd.DataFrame, task: str, k: int) -> dict[str, np.ndarray]:
+    """NDCG@k, RR@k and hit@k of each request with at least one relevant result (binary targets,
+    the served rank as the order; the definitions of :mod:`prodrank.metrics`). Their means are
+    what Evidently reports; the arrays feed the significance test of a quality drop."""
+    target = f"target_{task}"
+    f = frame[["request_id", "rank", target]]
+    positives = f.groupby("request_id")[target].sum()
+    f = f[f["request_id"].isin(positives.index[positives > 0])]
+    if f.empty:
+        return {m: np.zeros(0) for m in QUALITY_METRICS}
+    rel = f[f[target] > 0]
+    first = rel.groupby("request_id")["rank"].min()
+    top = rel[rel["rank"] <= k]
+    dcg = (1.0 / np.log2(top["rank"] + 1.0)).groupby(top["request_id"]).sum().reindex(first.index, fill_value=0.0)
+    n_pos = positives.reindex(first.index).clip(upper=k).astype(int)
+    ideal = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    return {"ndcg": (dcg / ideal[n_pos.to_numpy() - 1]).to_numpy(),
+            "mrr": np.where(first <= k, 1.0 / first, 0.0),
+            "hitrate": (first <= k).to_numpy(dtype=float)}
+
+
+def drop_p_value(current: np.ndarray, reference: np.ndarray) -> float | None:
+    """One-sided Welch t-test that the current mean is below the reference mean."""
+    if len(current) < 2 or len(reference) < 2:
+        return None
+    from scipy.stats import ttest_ind
+
+    if np.var(current) == 0 and np.var(reference) == 0:
+        return 0.0 if current.mean() < reference.mean() else 1.0
+    return _finite(ttest_ind(current, reference, equal_var=False, alternative="less").pvalue)
+
+
 def quality_checks(values: dict[str, dict[str, dict[str, float | None]]], mon: MonitoringConfig,
-                   requests_with_feedback: dict[str, int], comparable: bool) -> list[dict[str, Any]]:
+                   requests_with_feedback: dict[str, int], comparable: bool,
+                   p_values: dict[str, dict[str, float | None]] | None = None) -> list[dict[str, Any]]:
     """One check per task and metric: drift when the current value is below the reference by more
-    than ``max_drop`` (relative; only when the reference is comparable: a log window with
-    feedback), or below ``quality.minimum["<task>.<metric>"]``."""
+    than ``max_drop`` (relative) *and* the drop is significant (``p < alpha``; only when the
+    reference is comparable: a log window with feedback), or below ``quality.minimum``."""
     q = mon.quality
     rows = []
     for task, metrics in values.items():
@@ -196,19 +229,23 @@ def quality_checks(values: dict[str, dict[str, dict[str, float | None]]], mon: M
             name = f"{task}.{metric}@{q.k}"
             cur, ref = v.get("current"), v.get("reference") if comparable else None
             minimum = q.minimum.get(f"{task}.{metric}")
+            p_value = ((p_values or {}).get(task) or {}).get(metric)
             reasons, threshold = [], None
             drift = False
             if cur is not None and ref is not None and ref > 0:
                 threshold = ref * (1 - q.max_drop)
-                if cur < threshold:
+                if cur < threshold and p_value is not None and p_value < q.alpha:
                     drift = True
-                    reasons.append(f"{cur:.4f} < reference {ref:.4f} x (1 - {q.max_drop})")
+                    reasons.append(f"{cur:.4f} < reference {ref:.4f} x (1 - {q.max_drop}), p = {p_value:.2g}")
+                elif cur < threshold:
+                    reasons.append(f"{cur:.4f} < reference {ref:.4f} x (1 - {q.max_drop}) but not significant "
+                                   f"(p = {p_value if p_value is None else f'{p_value:.2g}'} >= {q.alpha})")
             if cur is not None and minimum is not None and cur < minimum:
                 drift = True
                 reasons.append(f"{cur:.4f} < minimum {minimum}")
                 threshold = minimum if threshold is None else max(threshold, minimum)
             rows.append({"check": name, "group": "quality", "column": f"target_{task}", "method": f"{metric}@{q.k}",
-                         "statistic": cur, "reference_value": ref, "threshold": threshold,
+                         "statistic": cur, "reference_value": ref, "threshold": threshold, "p_value": p_value,
                          "rule": "drift when current < threshold", "drift": bool(drift and enough),
                          "requests_with_feedback": requests_with_feedback.get(task, 0),
                          "note": "; ".join(reasons) if enough else
@@ -258,11 +295,17 @@ def build_report(reference: WindowFeatures, current: WindowFeatures, mon: Monito
             ref_counts = {t: int(ref_rank.groupby("request_id")[f"target_{t}"].max().sum()) for t in tasks}
             q_tasks = tuple(t for t in q_tasks if ref_counts[t] > 0)
             comparable = bool(q_tasks)
+        p_values: dict[str, dict[str, float | None]] = {}
         if q_tasks:
             keep = ["request_id", "product_id", "rank", *[f"target_{t}" for t in q_tasks]]
             quality_snapshot, quality_values = _quality_snapshot(
                 cur_rank[keep], ref_rank[keep] if comparable else None, q_tasks, mon.quality.k)
-        rows += quality_checks(quality_values, mon, fb_counts, comparable)
+            if comparable:
+                for t in q_tasks:
+                    cur_v = per_request_quality(cur_rank, t, mon.quality.k)
+                    ref_v = per_request_quality(ref_rank, t, mon.quality.k)
+                    p_values[t] = {m: drop_p_value(cur_v[m], ref_v[m]) for m in QUALITY_METRICS}
+        rows += quality_checks(quality_values, mon, fb_counts, comparable, p_values)
     groups = {g: [r["check"] for r in rows if r["group"] == g and r["drift"]] for g in ("input", "prediction", "quality")}
     counted = [c for g in mon.trigger_on for c in groups[g]]
     enough = len(current) >= mon.min_requests and len(reference) >= mon.min_requests
@@ -355,6 +398,8 @@ def write_report(summary: dict[str, Any], html: str, out_dir: str | Path, name: 
     write_text(html, out / f"{name}.html")
     write_json(_jsonable(summary), out / f"{name}.json")
     write_json(_jsonable(summary), out / "latest.json")
+    for path in (out / f"{name}.html", out / f"{name}.json", out / "latest.json"):
+        path.chmod(0o644)  # the atomic writer's temporary files are private (0600); reports are for reading
     return paths
 
 

@@ -55,7 +55,7 @@ class Batch:
     slot_item: torch.Tensor  # [B] index of the pair within its query's list
     n_queries: int
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         return Batch(self.queries, self.product_ids, self.targets.to(device), self.weights.to(device),
                      self.slot_query.to(device), self.slot_item.to(device), self.n_queries)
 
