@@ -315,7 +315,7 @@ class QualityCheck(Section):
 
     k: int = Field(5, ge=1)  # NDCG@k, MRR@k, HitRate@k (HitRate@k is 1 by construction when k >= the shown list)
     max_drop: float = Field(0.1, ge=0)  # drift when current < reference * (1 - max_drop) (reference with feedback)
-    alpha: float = Field(0.01, gt=0, lt=1)  # ... and the drop is significant (one-sided Welch t-test, p < alpha)
+    alpha: float = Field(0.01, gt=0, lt=1)  # ... and significant (one-sided Welch t-test, p < alpha / number of checks)
     minimum: dict[str, float] = {}  # e.g. {click.ndcg: 0.3}: drift when current is below, whatever the reference
     min_requests_with_feedback: int = Field(30, ge=1)  # fewer: quality is reported but gives no verdict
 

@@ -664,6 +664,13 @@ def load_bestbuy(
     if blank.any():
         log.warning("%s: dropping %d click(s) with a blank query", base, int(blank.sum()))
         log_df = log_df[~blank]
+    # the published log already holds U+FFFD in a few queries ("v\ufffddeo games"): the
+    # original characters are lost, so those clicks are dropped rather than validated as text
+    damaged = log_df["_query"].str.contains("\ufffd", regex=False)
+    if damaged.any():
+        log.warning("%s: dropping %d click(s) whose query text is damaged in the source (U+FFFD)", base,
+                    int(damaged.sum()))
+        log_df = log_df[~damaged]
     log_df = log_df.assign(query_id=log_df["_query"].map(make_query_id))
 
     # searches are counted before dropping unknown SKUs: such a search still showed the

@@ -2,7 +2,8 @@
 
 Splitting by query (never by row) keeps a query's text out of every split but one, so
 the model is always scored on queries it never trained on. Queries are grouped by their
-normalised text first: "Red Sofa" and "red  sofa" are the same query for leakage purposes.
+normalised text first: "Red Sofa", "red  sofa" and "red-sofa" are the same query for leakage
+purposes, by the same key the ``splits`` suite checks.
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from prodrank.data.schema import SPLITS
 
 
 def normalise_query(text: pd.Series) -> pd.Series:
-    return text.astype(str).str.lower().str.split().str.join(" ")
+    """The leakage key the splits suite checks (NFKC, casefolded, punctuation dropped)."""
+    from prodrank.data.validate import normalize_query
+
+    return text.map(normalize_query)
 
 
 def assign_splits(queries: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.Series:

@@ -222,6 +222,9 @@ def quality_checks(values: dict[str, dict[str, dict[str, float | None]]], mon: M
     than ``max_drop`` (relative) *and* the drop is significant (``p < alpha``; only when the
     reference is comparable: a log window with feedback), or below ``quality.minimum``."""
     q = mon.quality
+    # Bonferroni: every task x metric is one test, so the family-wise false-alarm rate of a
+    # no-drift window stays at alpha instead of growing with the number of checks
+    alpha = q.alpha / max(1, sum(len(m) for m in values.values()))
     rows = []
     for task, metrics in values.items():
         enough = requests_with_feedback.get(task, 0) >= q.min_requests_with_feedback
@@ -234,12 +237,12 @@ def quality_checks(values: dict[str, dict[str, dict[str, float | None]]], mon: M
             drift = False
             if cur is not None and ref is not None and ref > 0:
                 threshold = ref * (1 - q.max_drop)
-                if cur < threshold and p_value is not None and p_value < q.alpha:
+                if cur < threshold and p_value is not None and p_value < alpha:
                     drift = True
                     reasons.append(f"{cur:.4f} < reference {ref:.4f} x (1 - {q.max_drop}), p = {p_value:.2g}")
                 elif cur < threshold:
                     reasons.append(f"{cur:.4f} < reference {ref:.4f} x (1 - {q.max_drop}) but not significant "
-                                   f"(p = {p_value if p_value is None else f'{p_value:.2g}'} >= {q.alpha})")
+                                   f"(p = {p_value if p_value is None else f'{p_value:.2g}'} >= {alpha:.2g}, Bonferroni)")
             if cur is not None and minimum is not None and cur < minimum:
                 drift = True
                 reasons.append(f"{cur:.4f} < minimum {minimum}")
