@@ -80,12 +80,13 @@ def test_killed_run_resumes_from_checkpoint_and_matches_uninterrupted(prepared_d
 
 
 def test_tiny_model_overfits_a_tiny_batch(prepared_dir, tiny_init_dir, tmp_path):
-    cfg = config(epochs=150, max_steps=150, eval_every=150, checkpoint_every=150, listwise_loss="none",
+    cfg = config(epochs=300, max_steps=300, eval_every=300, checkpoint_every=300, listwise_loss="none",
                  task_weighting="fixed", max_train_queries=4, queries_per_batch=4, candidates_per_query=5)
     summary, out = run(cfg, prepared_dir, tiny_init_dir, tmp_path)
     history = pd.read_csv(out / "plots" / "train_tasks" / "click.csv")
     first, last = history["bce"].iloc[:5].mean(), history["bce"].iloc[-5:].mean()
-    assert last < 0.6 * first, (first, last)
+    # the targets are soft rates (0.2, 0.8 ...), so the loss floor is their entropy, not 0
+    assert last < 0.55 * first, (first, last)
 
 
 @pytest.fixture()
