@@ -38,6 +38,15 @@ def uncached_outputs(dvc_yaml: Path) -> list[str]:
     return sorted(set(found))
 
 
+def _copy(source: Path, target: Path) -> None:
+    """Copy a file or a directory tree to ``target``, creating its parent."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, target)
+    else:
+        shutil.copy2(source, target)
+
+
 class Snapshot:
     """Saved copies of the workspace files DVC cannot restore by itself."""
 
@@ -52,12 +61,7 @@ class Snapshot:
             source = self.root / rel
             if not source.exists():
                 continue
-            target = self.dir / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                shutil.copytree(source, target)
-            else:
-                shutil.copy2(source, target)
+            _copy(source, self.dir / rel)
             self.present.add(rel)
 
     def restore(self) -> None:
@@ -68,12 +72,7 @@ class Snapshot:
             elif target.exists():
                 target.unlink()
             if rel in self.present:
-                source = self.dir / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if source.is_dir():
-                    shutil.copytree(source, target)
-                else:
-                    shutil.copy2(source, target)
+                _copy(self.dir / rel, target)
         if "dvc.lock" in self.present:
             try:
                 run_dvc(["checkout", "--force", "-q"], self.root)
