@@ -90,3 +90,10 @@ monitor: venv  ## Evidently drift report of the serving log vs the reference -> 
 
 demo-drift: venv  ## serve -> control traffic -> monitor (no drift) -> drifted traffic -> monitor (drift) -> retrain, in a fresh tiny workspace
 	$(BIN)/python -m prodrank.monitoring.demo $(DEMO_DRIFT_ARGS)
+
+# --- reliability (docs/reliability.md) --------------------------------------------------------
+.PHONY: reliability
+RELIABILITY_ARGS ?=
+
+reliability: venv  ## fuzzing, 5-min load, injected faults, security checks -> docs/reliability.md (about 20 min)
+	$(BIN)/python -m prodrank.reliability.suite $(RELIABILITY_ARGS)

@@ -26,9 +26,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -52,6 +49,7 @@ from prodrank.config import load_config  # noqa: E402
 from prodrank.models.encoder import FIELD_ORDER, EncodedBatch  # noqa: E402
 from prodrank.models.ranker import LoadedRanker, load_ranker, save_ranker  # noqa: E402
 from prodrank.serving.engine import RankingEngine, compare_rankings, quantize_encoder  # noqa: E402
+from prodrank.serving.process import ServerProcess, request  # noqa: E402
 
 BENCH_GATE = {"quality_gate": {"passed": True, "problems": []}, "methods": {}, "n_queries": 0,
               "note": "benchmark copy, not evaluated"}
@@ -168,7 +166,7 @@ def engine_candidates(request: dict) -> list[dict]:
 
 
 # -- server ------------------------------------------------------------------------------------
-def start_server(model_dir: Path, threads: int, quantize: bool, workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(model_dir: Path, threads: int, quantize: bool, workdir: Path) -> ServerProcess:
     from prodrank.serving.registry import save_model
 
     home = workdir / "bentoml"
@@ -179,49 +177,14 @@ def start_server(model_dir: Path, threads: int, quantize: bool, workdir: Path) -
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     cfg = load_config(workdir / "params.yaml")
     tag = save_model(model_dir, BENCH_GATE, cfg)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, BENTOML_HOME=str(home), PRODRANK_PARAMS=str(workdir / "params.yaml"),
-               PRODRANK_MODEL_TAG=tag, BENTOML_DO_NOT_TRACK="true", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    log = open(workdir / "server.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "bentoml"), "serve", "prodrank.serving.service:ProdrankRanker",
-                             "--host", "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError((workdir / "server.log").read_text()[-3000:])
-        try:
-            if request_json(url, "GET", "/readyz")[0] == 200:
-                return proc, url
-        except OSError:
-            pass
-        time.sleep(0.3)
-    stop_server(proc)
-    raise RuntimeError("server not ready in 180 s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-def request_json(url: str, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-    parsed = urlparse(url)
-    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
+    server = ServerProcess.start({"BENTOML_HOME": str(home), "PRODRANK_PARAMS": str(workdir / "params.yaml"),
+                                  "PRODRANK_MODEL_TAG": tag}, workdir / "server.log", cwd=ROOT)
     try:
-        conn.request(method, path, body=body, headers={"content-type": "application/json"} if body else {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+        server.wait_ready(180)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def http_load(url: str, bodies: list[bytes], concurrency: int) -> dict:
@@ -355,14 +318,14 @@ def main() -> None:
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
     workdir = Path(tempfile.mkdtemp(prefix="bench_serving_"))
-    proc = None
+    server = None
     report: dict = {"hardware": hardware(), "settings": {"threads": args.threads, "sizes": args.sizes,
                                                            "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
                                                            "concurrency": args.concurrency, "requests": args.requests}}
     try:
         if args.url:
             url = args.url.rstrip("/")
-            meta = json.loads(request_json(url, "GET", "/metadata")[1])
+            meta = json.loads(request(url, "GET", "/metadata")[1])
             from prodrank.serving.registry import load_packaged
 
             ranker, _ = load_packaged(meta["model_tag"])
@@ -374,7 +337,8 @@ def main() -> None:
             report["settings"]["model"] = str(args.model_dir or f"untrained {args.arch}")
             report["settings"]["quantize"] = args.quantize
             print(f"starting bentoml serve ({report['settings']['model']}) ...", flush=True)
-            proc, url = start_server(model_dir, args.threads, args.quantize, workdir)
+            server = start_server(model_dir, args.threads, args.quantize, workdir)
+            url = server.url
         enc_cfg = ranker.model.encoder.config
         report["settings"]["encoder"] = (f"{enc_cfg.num_hidden_layers} layers, hidden {enc_cfg.hidden_size}, "
                                          f"FFN {enc_cfg.intermediate_size}, "
@@ -435,9 +399,9 @@ def main() -> None:
                       f"  {res['req_s']:7.1f} req/s  {res['pairs_s']:8.0f} pairs/s", flush=True)
             best = max(report["http"][f"rank@{size} c={c}"]["pairs_s"] for c in args.concurrency)
             report["speedup"][f"rank@{size}"]["server_best_concurrency_vs_naive"] = best / nai
-        if proc is not None:
-            stop_server(proc)  # free the CPU for the in-process measurements below
-            proc = None
+        if server is not None:
+            server.stop()  # free the CPU for the in-process measurements below
+            server = None
 
         # 3. FLOPs vs measured matmul throughput
         big = max(args.sizes)
@@ -491,8 +455,8 @@ def main() -> None:
             args.out.write_text(json.dumps(report, indent=2, default=float))
             print(f"written {args.out}")
     finally:
-        if proc is not None:
-            stop_server(proc)
+        if server is not None:
+            server.stop()
         shutil.rmtree(workdir, ignore_errors=True)  # the temporary model store, logs and params
 
 

@@ -232,6 +232,10 @@ class ServingConfig(Section):
     log_rotate_bytes: int = Field(50_000_000, ge=1_000)
     log_rotate_seconds: int = Field(3600, ge=1)
     log_fsync_seconds: float = Field(1.0, gt=0, le=60)  # most a machine crash can lose
+    # API key: off by default; on, every request but the health probes needs the key held in the
+    # environment variable `api_key_env` (a secret never lives in params.yaml or git)
+    require_api_key: bool = False
+    api_key_env: str = Field("PRODRANK_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class OrchestrationConfig(Section):

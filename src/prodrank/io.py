@@ -1,6 +1,15 @@
-"""Atomic file and directory writes: a failed stage never leaves a half-written artefact."""
+"""Atomic file and directory writes: a failed or killed stage never leaves a half-written artefact.
+
+The new content is written beside the target under a hidden temporary name and renamed onto
+it only when complete, so readers (DVC, the next stage) see the old artefact or the new one,
+never a mix. A process killed mid-write (SIGKILL, OOM, power) cannot clean up after itself;
+the next write to the same target does: it deletes the dead writer's temporaries and, if the
+kill fell between the two renames of a directory swap, puts the last good directory back.
+DVC's repository lock means one writer per target at a time, which makes that safe.
+"""
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -18,7 +27,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _clean_leftovers(target)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(target), dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -33,17 +43,38 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary directory; swap it in for ``target`` only on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    _clean_leftovers(target)
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), dir=target.parent))
     try:
         yield tmp
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
+        old = _previous(target)
         if target.exists():
             os.replace(target, old)
         os.replace(tmp, target)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _temporary_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-"
+
+
+def _previous(target: Path) -> Path:
+    """Where :func:`atomic_dir` parks the old directory between its two renames."""
+    return target.with_name(f".{target.name}.old")
+
+
+def _clean_leftovers(target: Path) -> None:
+    """Undo what a writer killed mid-write left beside ``target``."""
+    previous = _previous(target)
+    if previous.is_dir() and not target.exists():  # killed between the renames: restore the last good one
+        os.replace(previous, target)
+    for leftover in [*target.parent.glob(glob.escape(_temporary_prefix(target)) + "*"), previous]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)  # also when it is gone already
 
 
 def write_parquet(df: pd.DataFrame, target: str | Path) -> None:

@@ -6,7 +6,7 @@ Conventions (tested against hand-computed values in tests/unit/test_metrics.py):
 - NDCG uses exponential gains 2^g - 1 and log2(rank + 1) discounts; the ideal ordering
   sorts the same gains; a query whose gains are all zero has no defined NDCG (NaN) and is
   left out of means;
-- MRR and average precision treat gain > 0 as relevant; NaN with no relevant item.
+- MRR, average precision and recall@k treat gain > 0 as relevant; NaN with no relevant item.
 """
 from __future__ import annotations
 
@@ -46,8 +46,17 @@ def average_precision(gains: np.ndarray, scores: np.ndarray) -> float:
     return float(precision_at_hit.mean())
 
 
+def recall_at_k(gains: np.ndarray, scores: np.ndarray, k: int) -> float:
+    """Share of the relevant items ranked in the top k."""
+    relevant = np.asarray(gains)[_order(scores)] > 0
+    if not relevant.any():
+        return float("nan")
+    return float(relevant[:k].sum() / relevant.sum())
+
+
 def per_query_metrics(gains: np.ndarray, scores: np.ndarray, ks: tuple[int, ...]) -> dict[str, float]:
     metrics = {f"ndcg@{k}": ndcg_at_k(gains, scores, k) for k in ks}
+    metrics.update({f"recall@{k}": recall_at_k(gains, scores, k) for k in ks})
     metrics["mrr"] = reciprocal_rank(gains, scores)
     metrics["map"] = average_precision(gains, scores)
     return metrics

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+from prodrank import sandbox
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -42,15 +42,7 @@ def fresh_copy(destination: Path) -> Path:
 
 
 def set_params(root: Path, **updates) -> None:
-    path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in updates.items():
-        node = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    sandbox.set_params(root / "params.yaml", updates)
 
 
 def tree_digest(path: Path) -> str:

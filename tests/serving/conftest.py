@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +12,7 @@ import pytest
 import yaml
 
 from prodrank.config import load_config, resolve
+from prodrank.serving.process import ServerProcess
 from tests.conftest import PROJECT_ROOT, make_prepared
 
 TRAIN = {"expert_hidden": 16, "tower_hidden": 8, "n_experts": 2, "max_steps": 4, "eval_every": 2,
@@ -56,17 +52,11 @@ def cfg():
     return load_config(PROJECT_ROOT / "params.yaml")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def http(method: str, url: str, body: bytes | dict | None = None, content_type: str = "application/json",
-         timeout: float = 30) -> tuple[int, dict | str]:
+         timeout: float = 30, headers: dict | None = None) -> tuple[int, dict | str]:
     """(status, parsed JSON or text) without raising on 4xx/5xx."""
     data = json.dumps(body).encode() if isinstance(body, dict | list) else body
-    request = urllib.request.Request(url, data=data, method=method)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None:
         request.add_header("content-type", content_type)
     try:
@@ -80,17 +70,16 @@ def http(method: str, url: str, body: bytes | dict | None = None, content_type: 
         return status, raw.decode("utf-8", "replace")
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory, serving_data):
-    """`bentoml serve` on 127.0.0.1:<free port> with the tiny model packaged into a temporary
-    BentoML home; yields its URL, PID, log dir and model tag; stopped with SIGTERM by PID."""
+def package_model(root: Path, ranker_dir: Path, serving: dict | None = None) -> dict:
+    """Package ``ranker_dir`` into a BentoML home under ``root`` with a params.yaml whose serving
+    section has ``serving`` overrides; returns the home, params path, log dir and model tag."""
     from prodrank.serving.packaging import package
 
-    root = tmp_path_factory.mktemp("server")
+    root.mkdir(parents=True, exist_ok=True)
     home, log_dir = root / "bentoml", root / "logs"
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
     params["serving"].update({"log_dir": str(log_dir), "max_candidates": 50, "max_body_bytes": 20_000,
-                              "bentoml_home": str(home)})
+                              "bentoml_home": str(home), **(serving or {})})
     params_path = root / "params.yaml"
     params_path.write_text(yaml.safe_dump(params))
     metrics_path = root / "evaluate.json"
@@ -98,50 +87,35 @@ def server(tmp_path_factory, serving_data):
     saved = os.environ.get("BENTOML_HOME")
     os.environ["BENTOML_HOME"] = str(home)
     try:
-        manifest = package(load_config(params_path), serving_data["ranker_dir"], metrics_path, root / "package.json")
+        manifest = package(load_config(params_path), ranker_dir, metrics_path, root / "package.json")
     finally:
         if saved is None:
             os.environ.pop("BENTOML_HOME", None)
         else:
             os.environ["BENTOML_HOME"] = saved
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PRODRANK_MODEL_TAG"}
-    env.update(BENTOML_HOME=str(home), PRODRANK_PARAMS=str(params_path), BENTOML_DO_NOT_TRACK="true",
-               HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    bentoml_exe = Path(sys.executable).parent / "bentoml"
-    out = open(root / "server.log", "wb")
-    proc = subprocess.Popen([str(bentoml_exe), "serve", "prodrank.serving.service:ProdrankRanker",
-                             "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    info = {"url": url, "pid": proc.pid, "proc": proc, "log_dir": log_dir, "tag": manifest["tag"],
-            "server_log": root / "server.log", "home": home, "params": params_path}
+    return {"home": home, "params": params_path, "log_dir": log_dir, "tag": manifest["tag"]}
+
+
+def launch_server(root: Path, ranker_dir: Path, serving: dict | None = None) -> dict:
+    """:func:`package_model`, then `bentoml serve` on 127.0.0.1:<free port>, returned once /readyz
+    answers 200: its URL, the ServerProcess, log dir, model tag and paths."""
+    packaged = package_model(root, ranker_dir, serving)
+    process = ServerProcess.start({"BENTOML_HOME": str(packaged["home"]), "PRODRANK_PARAMS": str(packaged["params"])},
+                                  root / "server.log", cwd=PROJECT_ROOT)
+    info = {**packaged, "url": process.url, "server": process, "server_log": process.log_path}
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"bentoml serve exited ({proc.returncode}):\n{(root / 'server.log').read_text()[-3000:]}")
-            try:
-                if http("GET", url + "/readyz", timeout=2)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server not ready in 120 s:\n{(root / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.3)
+        process.wait_ready(120)
+    except BaseException:
+        process.stop()
+        raise
+    return info
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, serving_data):
+    """`bentoml serve` with the tiny model (see :func:`launch_server`); stopped with SIGTERM by PID."""
+    info = launch_server(tmp_path_factory.mktemp("server"), serving_data["ranker_dir"])
+    try:
         yield info
     finally:
-        stop_server(proc)
-        out.close()
-
-
-def stop_server(proc: subprocess.Popen, timeout: float = 30) -> int | None:
-    """SIGTERM by PID, wait; SIGKILL only if it hangs. Returns the exit code."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-    return proc.returncode
+        info["server"].stop()

@@ -10,7 +10,7 @@ import pytest
 
 from prodrank.models.ranker import load_ranker
 from prodrank.serving.request_log import read_log
-from tests.serving.conftest import http, stop_server
+from tests.serving.conftest import http
 
 pytestmark = pytest.mark.slow
 SERVED: list[str] = []  # request_ids of every successful /rank in this module, to check the log
@@ -153,7 +153,7 @@ def test_sigterm_by_pid_loses_no_record(server):
         assert status == 200
         burst.append(payload["request_id"])
     SERVED.extend(burst)
-    assert stop_server(server["proc"]) == 0
+    assert server["server"].stop() == 0
     requests = read_log(server["log_dir"], kind="request")
     feedback = read_log(server["log_dir"], kind="feedback")
     assert sorted(requests["request_id"]) == sorted(SERVED)  # every served request, once

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from prodrank.metrics import average_precision, grouped_ndcg, ndcg_at_k, reciprocal_rank
+from prodrank.metrics import average_precision, grouped_ndcg, ndcg_at_k, recall_at_k, reciprocal_rank
 
 
 def test_ndcg_hand_computed():
@@ -34,6 +34,18 @@ def test_mrr_and_map_hand_computed():
     assert reciprocal_rank(gains, scores) == 0.5
     assert average_precision(gains, scores) == pytest.approx((1 / 2 + 2 / 4) / 2)
     assert math.isnan(reciprocal_rank(np.zeros(2), np.ones(2)))
+
+
+def test_recall_hand_computed_with_ties_and_no_relevant_item():
+    gains = np.array([0, 1, 0, 2, 1])
+    scores = np.array([5, 4, 3, 2, 1])  # relevant at ranks 2, 4, 5
+    assert recall_at_k(gains, scores, 1) == 0.0
+    assert recall_at_k(gains, scores, 2) == pytest.approx(1 / 3)
+    assert recall_at_k(gains, scores, 4) == pytest.approx(2 / 3)
+    assert recall_at_k(gains, scores, 10) == 1.0
+    assert recall_at_k(np.array([0, 1]), np.array([0.5, 0.5]), 1) == 0.0  # a tie keeps input order
+    assert recall_at_k(np.array([1]), np.array([0.2]), 1) == 1.0
+    assert math.isnan(recall_at_k(np.zeros(3), np.arange(3), 2))
 
 
 def test_grouped_ndcg_skips_queries_without_gain():

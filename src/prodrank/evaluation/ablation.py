@@ -42,7 +42,7 @@ def starting_checkpoint(cfg: Config, pretrained_dir: Path, out_dir: Path) -> Pat
 
     source = minilm_path() if cfg.pretrain.init == "minilm" else pretrained_dir
     if cfg.pretrain.init == "minilm":
-        model = BertForMaskedLM.from_pretrained(source)
+        model = BertForMaskedLM.from_pretrained(source, use_safetensors=True)
     else:
         model = BertForMaskedLM(BertConfig.from_pretrained(source))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -111,7 +111,8 @@ def load_ranker(directory: str | Path) -> LoadedRanker:
     meta = json.loads(meta_path.read_text())
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{meta_path}: format_version {meta.get('format_version')} != {FORMAT_VERSION}")
-    encoder = BertModel.from_pretrained(directory / "encoder", add_pooling_layer=False)
+    # safetensors only: a pickled pytorch_model.bin could run code on load, so it is refused
+    encoder = BertModel.from_pretrained(directory / "encoder", add_pooling_layer=False, use_safetensors=True)
     model = CrossEncoderRanker(encoder, HeadConfig.from_dict(meta["head"]))
     model.head.load_state_dict(load_file(str(directory / "head.safetensors")))
     model.eval()

@@ -29,23 +29,19 @@ import json
 import logging
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
+
+from prodrank.sandbox import FAST_PARAMS, PROJECT_ROOT, executable, make_workspace, run_command, workspace_env
+from prodrank.serving.process import ServerProcess, free_port
 
 log = logging.getLogger("prodrank.monitoring.demo")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-COPY = ("params.yaml", "dvc.yaml", "bentofile.yaml", "expectations", "src", "flows", "pyproject.toml")
 # the check(s) each scenario must flag (others may drift as consequences, e.g. prediction drift)
 EXPECTED = {
     "category_shift": {"category"},
@@ -54,116 +50,12 @@ EXPECTED = {
     "price_shift": {"price"},
 }
 EXPECTED["all"] = set().union(*EXPECTED.values())
-FAST_PARAMS = {  # the tiny pipeline in about a minute (as the orchestration tests run it)
-    "profile": "tiny",
-    "pretrain.enabled": False,
-    "evaluate.baselines": ["random", "production"],
-    "evaluate.bootstrap_samples": 20,
-    "orchestration.prefect": "off",
-    "orchestration.build_bento": False,
+DEMO_PARAMS = {
+    **FAST_PARAMS,
     "monitoring.action": "trigger",
     "monitoring.catalogs": ["data/prepared/catalog.parquet", "logs/simulator/catalog.parquet"],
     "monitoring.retrain.cooldown_hours": 0,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def set_params(path: Path, updates: dict[str, Any]) -> None:
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in updates.items():
-        node = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def make_workspace(directory: Path, port: int) -> Path:
-    """The project's sources and configuration in ``directory``, a DVC repository of its own."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in COPY:
-        source = PROJECT_ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, directory / name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
-        elif source.is_file():
-            shutil.copy2(source, directory / name)
-    set_params(directory / "params.yaml", {**FAST_PARAMS, "serving.port": port})
-    if not (directory / ".dvc").exists():
-        _run([_exe("dvc"), "init", "--no-scm", "-q"], directory)
-    return directory
-
-
-def _exe(name: str) -> str:
-    path = Path(sys.executable).with_name(name)
-    return str(path) if path.exists() else name
-
-
-def workspace_env(root: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", BENTOML_HOME=str(root / ".bentoml"),
-               PREFECT_HOME=str(root / ".prefect"), PRODRANK_PREFECT="off", BENTOML_DO_NOT_TRACK="true",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", DVC_NO_ANALYTICS="1",
-               GX_ANALYTICS_ENABLED="false", PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW="ignore", PRODRANK_PARAMS=str(root / "params.yaml"))
-    env.pop("PRODRANK_MODEL_TAG", None)
-    env.pop("PREFECT_API_URL", None)
-    env.pop("PRODRANK_PROFILE", None)
-    return env
-
-
-def _run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
-    out = open(log_path, "w") if log_path else subprocess.PIPE
-    try:
-        result = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    finally:
-        if log_path:
-            out.close()
-    if result.returncode != 0:
-        tail = log_path.read_text()[-3000:] if log_path else (result.stdout or "")[-3000:]
-        raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}):\n{tail}")
-
-
-class Server:
-    """``prodrank serve`` (= ``bentoml serve``, same PID) in the workspace; stopped by PID."""
-
-    def __init__(self, root: Path, port: int, env: dict[str, str]) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = root / "server.log"
-        self._out = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([_exe("prodrank"), "serve", "--port", str(port), "--host", "127.0.0.1"],
-                                     cwd=root, env=env, stdout=self._out, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited ({self.proc.returncode}):\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"the server was not ready in {timeout:.0f} s:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self, timeout: float = 30) -> int | None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self._out.close()
-        return self.proc.returncode
 
 
 def expected_checks(scenario: str, overrides: dict[str, float] | None = None) -> set[str]:
@@ -251,12 +143,12 @@ def run_demo(workdir: Path | None, scenario: str, requests: int, rate: float, se
         print(f"[{name}] done in {summary['steps'][name]}s", flush=True)
 
     t0 = time.perf_counter()
-    make_workspace(root, port)
+    make_workspace(root, {**DEMO_PARAMS, "serving.port": port})
     env = workspace_env(root)
     step("workspace", t0)
     print(f"workspace: {root} (tiny profile; server on 127.0.0.1:{port})", flush=True)
     t0 = time.perf_counter()
-    _run([_exe("dvc"), "repro", "-q"], root, env, root / "repro.log")
+    run_command([executable("dvc"), "repro", "-q"], root, env, root / "repro.log")
     step("dvc_repro", t0)
     # this process acts inside the workspace from here on (the monitor, the retrain flow)
     for key in ("BENTOML_HOME", "PREFECT_HOME", "PRODRANK_PREFECT", "PRODRANK_PARAMS"):
@@ -264,7 +156,7 @@ def run_demo(workdir: Path | None, scenario: str, requests: int, rate: float, se
     os.environ.pop("PREFECT_API_URL", None)
     cfg = load_config(root / "params.yaml")
     t0 = time.perf_counter()
-    server = Server(root, port, env)
+    server = ServerProcess.start(env, root / "server.log", port=port, cwd=root)
     try:
         server.wait_ready()
         step("serve", t0)

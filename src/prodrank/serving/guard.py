@@ -1,4 +1,17 @@
-"""An ASGI middleware in front of the JSON APIs: every bad body gets a clear 4xx.
+"""ASGI middlewares in front of the service: an optional API key, and a clear 4xx for every bad body.
+
+:class:`ApiKeyGuard` (on with ``serving.require_api_key``; the key itself comes from the
+environment variable named by ``serving.api_key_env``, never from a file in the repository)
+answers ``401`` to any request but the health probes that lacks ``Authorization: Bearer
+<key>`` or ``X-API-Key: <key>``. The comparison is constant-time (:func:`hmac.compare_digest`),
+so response timing does not leak how much of a guessed key was right.
+
+:class:`RequestGuard` is in front of the JSON APIs.
+
+:class:`OpenAPIDocument` completes the OpenAPI schema BentoML generates at ``/docs.json`` so that
+it describes what the service really answers (schemathesis fuzzing checks every response
+against it): request bodies are required, and the 401/413/415/422/503 answers are documented
+with the error body below.
 
 BentoML parses and validates the body itself (pydantic), and answers a validation failure
 with ``400 {"error": "2 validation errors for Input", "detail": [...]}``. In front of
@@ -18,6 +31,7 @@ Error body (every 4xx of the service)::
 """
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -37,6 +51,111 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: Iter
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                             *headers]})
     await send({"type": "http.response.body", "body": payload})
+
+
+ERROR_BODY_SCHEMA = {
+    "type": "object",
+    "required": ["error", "errors"],
+    "properties": {
+        "error": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object", "required": ["field", "message"],
+                                              "properties": {"field": {"type": "string"},
+                                                             "message": {"type": "string"}}}},
+    },
+}
+ERROR_STATUSES = {  # what the guards and the service answer besides BentoML's own documented codes
+    "400": "the body is not UTF-8 JSON",
+    "413": "the body is over serving.max_body_bytes",
+    "415": "the content type is not application/json",
+    "422": "the body does not match the schema (the field is named)",
+    "503": "the model is not loaded yet, or too many requests are in flight",
+}
+
+
+def complete_openapi(spec: dict[str, Any], json_paths: Iterable[str], api_key: bool) -> dict[str, Any]:
+    """``spec`` with required request bodies and every error status of the JSON APIs documented."""
+    error = {"application/json": {"schema": ERROR_BODY_SCHEMA}}
+    statuses = {**ERROR_STATUSES, **({"401": "a missing or wrong API key"} if api_key else {})}
+    for path in json_paths:
+        operation = spec.get("paths", {}).get(path, {}).get("post")
+        if operation is None:
+            continue
+        if "requestBody" in operation:
+            operation["requestBody"]["required"] = True
+        responses = operation.setdefault("responses", {})
+        for status, description in statuses.items():
+            responses[status] = {"description": description, "content": error}
+    if api_key:
+        spec.setdefault("components", {}).setdefault("securitySchemes", {}).update(
+            {"bearer": {"type": "http", "scheme": "bearer"}, "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}})
+        spec["security"] = [{"bearer": []}, {"apiKey": []}]
+    return spec
+
+
+class OpenAPIDocument:
+    """Rewrites the ``GET /docs.json`` response with :func:`complete_openapi`."""
+
+    def __init__(self, app: Callable, json_paths: Iterable[str] = ("/rank", "/feedback"), api_key: bool = False) -> None:
+        self.app = app
+        self.json_paths = tuple(json_paths)
+        self.api_key = api_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "GET" or scope.get("path") != "/docs.json":
+            await self.app(scope, receive, send)
+            return
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        assert start is not None
+        if start["status"] != 200:
+            await send(start)
+            await send({"type": "http.response.body", "body": b"".join(chunks)})
+            return
+        spec = complete_openapi(json.loads(b"".join(chunks)), self.json_paths, self.api_key)
+        await send_json(send, 200, spec)
+
+
+PROBE_PATHS = frozenset({"/healthz", "/livez", "/readyz"})  # orchestrators probe without credentials
+
+
+class ApiKeyGuard:
+    def __init__(self, app: Callable, api_key: str, open_paths: Iterable[str] = PROBE_PATHS) -> None:
+        if not api_key:
+            raise ValueError("ApiKeyGuard needs a non-empty key")
+        self.app = app
+        self.key = api_key.encode("utf-8")
+        self.open_paths = frozenset(open_paths)
+
+    def presented_key(self, scope: Scope) -> bytes | None:
+        for name, value in scope.get("headers", []):
+            name = name.lower()
+            if name == b"x-api-key":
+                return value.strip()
+            if name == b"authorization" and value[:7].lower() == b"bearer ":
+                return value[7:].strip()
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        presented = self.presented_key(scope)
+        if presented is None or not hmac.compare_digest(presented, self.key):
+            reason = "missing API key" if presented is None else "wrong API key"
+            await send_json(send, 401, error_body([("authorization", f"{reason}: send 'Authorization: Bearer <key>' "
+                                                                     "or 'X-API-Key: <key>'")]),
+                            [(b"www-authenticate", b'Bearer realm="prodrank"')])
+            return
+        await self.app(scope, receive, send)
 
 
 class RequestGuard:

@@ -355,18 +355,24 @@ def verify_files(model_path: Path, expected: Mapping[str, str]) -> None:
                                  f"({'; '.join(parts)}); refusing to load it")
 
 
-def load_packaged(tag: str, cfg: Config | None = None):
-    """(LoadedRanker, metadata) for a packaged model, after checking every file's sha256
+def verify_packaged(tag: str, cfg: Config | None = None):
+    """The stored model, after checking every file against the sha256 recorded at packaging
     (raises :class:`TamperedModelError` naming the files that differ)."""
-    from prodrank.models.ranker import load_ranker
-
     model = _get(tag, cfg)
-    metadata = dict(model.info.metadata)
-    expected = metadata.get("files")
+    expected = model.info.metadata.get("files")
     if not expected:
         raise TamperedModelError(f"{model.tag} has no recorded file hashes; it was not packaged by prodrank")
+    verify_files(Path(model.path), expected)
+    return model
+
+
+def load_packaged(tag: str, cfg: Config | None = None):
+    """(LoadedRanker, metadata) for a packaged model, after :func:`verify_packaged`."""
+    from prodrank.models.ranker import load_ranker
+
+    model = verify_packaged(tag, cfg)
+    metadata = dict(model.info.metadata)
     path = Path(model.path)
-    verify_files(path, expected)
     metadata["tag"] = str(model.tag)
     metadata["labels"] = dict(model.info.labels)
     return load_ranker(path / RANKER_SUBDIR), metadata

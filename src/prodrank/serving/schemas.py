@@ -42,6 +42,18 @@ def configure_limits(serving_cfg: Any) -> None:
     LIMITS.max_candidates = serving_cfg.max_candidates
 
 
+NOT_BLANK = r"\S"  # JSON Schema for the blank-text validators below (a pattern matches anywhere)
+
+
+def _candidate_count_schema(schema: dict[str, Any]) -> None:
+    """The candidate limits in the OpenAPI schema, read when it is generated (after configure_limits)."""
+    schema.update(minItems=1, maxItems=LIMITS.max_candidates)
+
+
+def _id_schema(schema: dict[str, Any]) -> None:
+    schema.update(pattern=NOT_BLANK, maxLength=LIMITS.max_id_chars)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -49,8 +61,8 @@ class _Strict(BaseModel):
 class Candidate(_Strict):
     """One product to rank. Only ``id`` and ``title`` are required."""
 
-    id: str = Field(min_length=1, description="product id, unique within the request")
-    title: str = Field(description="product title")
+    id: str = Field(min_length=1, description="product id, unique within the request", json_schema_extra=_id_schema)
+    title: str = Field(description="product title", json_schema_extra={"pattern": NOT_BLANK})
     description: str | None = None
     brand: str | None = None
     category: str | None = None
@@ -85,8 +97,9 @@ class Candidate(_Strict):
 class RankRequest(_Strict):
     """``POST /rank`` body."""
 
-    query: str = Field(description="the shopper's search text")
-    candidates: list[Candidate] = Field(description="products to rank (1 .. serving.max_candidates)")
+    query: str = Field(description="the shopper's search text", json_schema_extra={"pattern": NOT_BLANK})
+    candidates: list[Candidate] = Field(description="products to rank (1 .. serving.max_candidates), ids unique",
+                                        json_schema_extra=_candidate_count_schema)
     top_k: int | None = Field(None, ge=1, description="return only the best top_k (default: all)")
 
     @field_validator("query")

@@ -32,6 +32,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _TORCH_PRELOADED = "torch" in sys.modules
 
+import asyncio  # noqa: E402
 import logging  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -49,7 +50,7 @@ from starlette.routing import Route  # noqa: E402
 from prodrank.config import Config, load_config  # noqa: E402
 from prodrank.serving import registry  # noqa: E402
 from prodrank.serving.engine import RankingEngine  # noqa: E402
-from prodrank.serving.guard import RequestGuard  # noqa: E402
+from prodrank.serving.guard import ApiKeyGuard, OpenAPIDocument, RequestGuard  # noqa: E402
 from prodrank.serving.request_log import RequestLog, utc_now  # noqa: E402
 from prodrank.serving.schemas import (  # noqa: E402
     Candidate,
@@ -76,6 +77,19 @@ def _load_service_config() -> Config:
     return Config()
 
 
+def _api_key(serving) -> str | None:
+    """The key when ``serving.require_api_key`` is on; refusing to start without one beats
+    silently serving an open API that was meant to be closed."""
+    if not serving.require_api_key:
+        return None
+    key = os.environ.get(serving.api_key_env, "").strip()
+    if len(key) < 16:
+        raise RuntimeError(f"serving.require_api_key is on but ${serving.api_key_env} is "
+                           f"{'unset' if not key else 'shorter than 16 characters'}: export a random key, e.g. "
+                           f"{serving.api_key_env}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+    return key
+
+
 def _bento_model_tag() -> str | None:
     """Inside a built bento: the model tag packed with it, so a bento serves what it was built
     with, not today's champion. BentoML imports a bento's service with the working directory
@@ -97,7 +111,11 @@ def _bento_model_tag() -> str | None:
 CFG = _load_service_config()
 SERVING = CFG.serving
 configure_limits(SERVING)
+API_KEY = _api_key(SERVING)
 MODEL_TAG = os.environ.get("PRODRANK_MODEL_TAG") or _bento_model_tag() or registry.serving_tag(CFG)
+# a tampered or corrupted model stops the server here, before it binds the port, with the file
+# named; the background load repeats the check on the bytes it actually reads
+registry.verify_packaged(MODEL_TAG, CFG)
 TASKS = tuple(registry.model_metadata(MODEL_TAG, CFG)["metadata"].get("tasks") or ())
 RankedResult, RankResponse = response_models(TASKS)  # p_<task> per task of the served model
 _INSTANCE: ProdrankRanker | None = None
@@ -213,13 +231,14 @@ class ProdrankRanker:
         positions = outcome.positions()
         latency_ms = (time.perf_counter() - started) * 1000
         self.recent.add(request_id, [item["id"] for item in results])
+        # acknowledged: the record is in the log file before the response leaves
         self.request_log.write({
             "kind": "request", "request_id": request_id, "timestamp": received_at, "model_version": self.tag,
             "query": query, "top_k": top_k, "candidate_ids": outcome.ids, "positions": positions,
             "scores": {("score" if k == "score" else f"p_{k}"): v.round(6).tolist() for k, v in outcome.scores.items()},
             "truncated_ids": [outcome.ids[i] for i in outcome.truncated.nonzero()[0]],
             "prices": [c.price for c in candidates], "latency_ms": round(latency_ms, 3),
-        })
+        }, acknowledge=True)
         return RankResponse(request_id=request_id, model_version=self.tag,
                             results=[RankedResult(**item) for item in results])
 
@@ -235,9 +254,10 @@ class ProdrankRanker:
             return JSONResponse(error_body([("product_id", f"{product_id!r} was not shown in request {request_id} "
                                              "(not a candidate, or cut by top_k)")]),
                                 status_code=422)  # type: ignore[return-value]
-        self.request_log.write({"kind": "feedback", "request_id": request_id, "timestamp": utc_now(),
-                                "model_version": self.tag, "product_id": product_id, "event": event,
-                                "position": position})
+        record = {"kind": "feedback", "request_id": request_id, "timestamp": utc_now(), "model_version": self.tag,
+                  "product_id": product_id, "event": event, "position": position}
+        # in a worker thread: waiting for the write must not stall the event loop
+        await asyncio.to_thread(self.request_log.write, record, True)
         return FeedbackResponse(request_id=request_id, product_id=product_id, event=event, position=position)
 
     def describe(self) -> dict[str, Any]:
@@ -260,7 +280,10 @@ class ProdrankRanker:
             "serving": {"quantize": SERVING.quantize, "threads": SERVING.threads,
                         "max_candidates": SERVING.max_candidates, "max_body_bytes": SERVING.max_body_bytes,
                         "max_batch_size": SERVING.max_batch_size, "warmup_ms": self.warmup_ms,
-                        "profile": self.cfg.profile, "adaptive_batching": False},
+                        "profile": self.cfg.profile, "adaptive_batching": False,
+                        "require_api_key": SERVING.require_api_key},
+            "request_log": {"dir": str(self.request_log.log_dir), "written": self.request_log.written,
+                            "errors": self.request_log.errors, "last_error": self.request_log.last_error},
         }
 
     @bentoml.on_shutdown
@@ -271,3 +294,6 @@ class ProdrankRanker:
 
 
 ProdrankRanker.add_asgi_middleware(RequestGuard, max_body_bytes=SERVING.max_body_bytes)
+ProdrankRanker.add_asgi_middleware(OpenAPIDocument, api_key=API_KEY is not None)
+if API_KEY is not None:  # added last = outermost: a request without the key is never parsed
+    ProdrankRanker.add_asgi_middleware(ApiKeyGuard, api_key=API_KEY)

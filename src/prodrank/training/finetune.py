@@ -179,7 +179,7 @@ def _fingerprint(cfg: Config, paths: list[Path]) -> str:
 
 
 def build_model(cfg: TrainConfig, init_dir: Path) -> tuple[CrossEncoderRanker, PairEncoder]:
-    encoder = BertModel.from_pretrained(init_dir, add_pooling_layer=False)
+    encoder = BertModel.from_pretrained(init_dir, add_pooling_layer=False, use_safetensors=True)  # never pickle
     head = HeadConfig(
         input_size=encoder.config.hidden_size,
         tasks=tuple(t.name for t in cfg.tasks),

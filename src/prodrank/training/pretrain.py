@@ -83,7 +83,7 @@ def train_wordpiece(texts: list[str], vocab_size: int) -> BertTokenizerFast:
 def starting_point(cfg: PretrainConfig, texts: list[str], max_positions: int) -> tuple[BertForMaskedLM, PreTrainedTokenizerBase]:
     if cfg.init == "minilm":
         path = minilm_path()
-        return BertForMaskedLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+        return BertForMaskedLM.from_pretrained(path, use_safetensors=True), AutoTokenizer.from_pretrained(path)
     tokenizer = train_wordpiece(texts, cfg.scratch.vocab_size)
     config = BertConfig(
         vocab_size=len(tokenizer),

@@ -1,0 +1,12 @@
+"""Reliability and security checks with figures (``make reliability``, docs/reliability.md).
+
+- :mod:`~prodrank.reliability.load`: an open-loop HTTP load generator against the real service,
+  latency percentiles, server memory, and the audit that every acknowledged request and
+  feedback record is in the request log exactly once;
+- :mod:`~prodrank.reliability.faults`: injected faults (server killed mid-load, a tampered
+  model, a full disk, an unwritable log folder, a DVC stage killed mid-write) each checked
+  for what must hold;
+- :mod:`~prodrank.reliability.security`: secrets in the repository, the API key, pickle-free weights;
+- :mod:`~prodrank.reliability.suite`: runs everything (with schemathesis fuzzing and the
+  Prefect failure tests) and writes the results table.
+"""

@@ -1,0 +1,207 @@
+"""``make reliability``: fuzzing, bounded load, injected faults and security checks, written to
+``docs/reliability.md`` (a table: test, load or fault, what held, figures) and
+``reports/reliability/results.json``.
+
+    python -m prodrank.reliability.suite                      # everything (about 20 minutes here)
+    python -m prodrank.reliability.suite --load-seconds 60 --fuzz-examples 50   # a quicker pass
+    python -m prodrank.reliability.suite --project-model      # load-test the project's champion
+
+Steps: a sandbox workspace runs the tiny pipeline (:mod:`prodrank.sandbox`), whose packaged
+champion every server below loads; then schemathesis fuzzing (tests/serving/test_fuzz.py with
+more examples), the capacity measurement and the bounded load at 70 % of it, the faults
+(:mod:`prodrank.reliability.faults`), the security checks (:mod:`prodrank.reliability.security`)
+and the Prefect failure tests (a transient failure retried then failed; an invalid data drop
+failing the retrain run with the champion kept). Exit status 0 when every check held.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prodrank.io import write_json, write_text
+from prodrank.reliability import faults, security
+from prodrank.reliability.faults import Check, Target
+from prodrank.reliability.load import audit_log, capacity, rank_bodies, run_load
+from prodrank.sandbox import FAST_PARAMS, PROJECT_ROOT, executable, make_workspace, run_command, workspace_env
+
+log = logging.getLogger("prodrank.reliability")
+MEMORY_GROWTH_BOUND = 0.10  # RSS at the end of the load may exceed RSS at its start by at most 10 %
+PREFECT_TESTS = [
+    "tests/orchestration/test_retrain_flow.py::test_stage_flow_retries_only_transient_failures",
+    "tests/orchestration/test_retrain_flow.py::test_an_invalid_drop_fails_the_run_and_keeps_the_champion",
+]
+
+
+def sandbox_target(root: Path, candidates: int) -> tuple[Target, dict[str, str]]:
+    """The tiny pipeline in a fresh workspace; its champion is what the servers load."""
+    make_workspace(root, {**FAST_PARAMS, "serving.log_dir": str(root / "logs" / "serving")})
+    env = workspace_env(root)
+    run_command([executable("dvc"), "repro", "-q"], root, env, root / "repro.log")
+    return Target(root / "params.yaml", root / ".bentoml", _bodies(root, candidates), root / "reliability"), env
+
+
+def project_target(workdir: Path, candidates: int) -> Target:
+    """The project's own packaged champion and params.yaml (after ``make run``)."""
+    home = Path(os.environ.get("BENTOML_HOME", PROJECT_ROOT / ".bentoml"))
+    if not (home / "models").is_dir():
+        raise SystemExit(f"no BentoML store at {home}: run `make run` first, or leave out --project-model")
+    return Target(PROJECT_ROOT / "params.yaml", home, _bodies(PROJECT_ROOT, candidates), workdir)
+
+
+def _bodies(root: Path, candidates: int) -> list[bytes]:
+    catalog = pd.read_parquet(root / "data" / "prepared" / "catalog.parquet")
+    queries = pd.read_parquet(root / "data" / "prepared" / "test" / "queries.parquet")["query"].tolist()
+    return rank_bodies(catalog, queries, 500, candidates)
+
+
+def pytest_check(name: str, kind: str, what: str, node_ids: list[str], workdir: Path,
+                 env: dict[str, str] | None = None) -> Check:
+    """Run project tests as one check; figures from their JUnit report."""
+    report = workdir / f"{name.replace(' ', '_')}.xml"
+    started = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
+                          *node_ids], cwd=PROJECT_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    suites = ET.parse(report).getroot() if report.exists() else None
+    suite = suites.find("testsuite") if suites is not None and suites.tag == "testsuites" else suites
+    counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")} if suite is not None else {}
+    figures = {**counts, "seconds": round(time.monotonic() - started, 1)}
+    if run.returncode != 0:
+        figures["output_tail"] = run.stdout[-1500:]
+    return Check(name, kind, run.returncode == 0 and counts.get("tests", 0) > 0 and not counts.get("skipped"), what, figures)
+
+
+def load_check(target: Target, seconds: float, capacity_seconds: float) -> Check:
+    root = target.workdir / "load"
+    server = faults.start_server(target, root)
+    try:
+        server.wait_ready()
+        sustainable = capacity(server.url, target.bodies, capacity_seconds)
+        rate = 0.7 * sustainable
+        result = run_load(server.url, target.bodies, rate, seconds, concurrency=4, server_pid=server.pid)
+        stop_code = server.stop()
+    except BaseException:
+        server.stop()
+        raise
+    summary = result.summary()
+    audit = audit_log(root / "logs", result.acknowledged, result.acknowledged_feedback)
+    rss = summary["rss_mb"]
+    growth = (rss["end"] - rss["start"]) / rss["start"] if rss["start"] else None
+    held = (summary["errors"] == 0 and audit["missing_requests"] == 0 and audit["missing_feedback"] == 0
+            and audit["duplicated_requests"] == 0 and audit["unreadable_lines"] == 0 and stop_code == 0
+            and growth is not None and growth <= MEMORY_GROWTH_BOUND)
+    return Check(f"load: {seconds / 60:.0f} min at 70 % of capacity", "load", held,
+                 f"no error; every request and feedback logged once; RSS growth <= {MEMORY_GROWTH_BOUND:.0%}",
+                 {"capacity_req_s": round(sustainable, 2), **summary, "rss_growth": round(growth, 4) if growth is not None else None,
+                  "log": audit, "clean_stop_exit": stop_code})
+
+
+def fuzz_check(examples: int, workdir: Path) -> Check:
+    return pytest_check("API fuzzing (schemathesis)", "fuzz",
+                        f"zero 5xx and zero responses violating the OpenAPI schema over {examples} examples per operation",
+                        ["tests/serving/test_fuzz.py"], workdir, {"PRODRANK_FUZZ_EXAMPLES": str(examples)})
+
+
+def render(checks: list[Check], meta: dict[str, Any]) -> str:
+    lines = [
+        "# Reliability and security",
+        "",
+        f"Generated by `make reliability` (`python -m prodrank.reliability.suite {meta['args']}`) on "
+        f"{meta['finished_at']}. Hardware: {meta['hardware']}. Every server is a real `bentoml serve` on 127.0.0.1.",
+        f"Model under load: {meta['load_model']}. Raw figures: `reports/reliability/results.json`.",
+        "",
+        f"**{sum(c.held for c in checks if not c.skipped)} of {sum(not c.skipped for c in checks)} checks held**"
+        + (f"; {sum(bool(c.skipped) for c in checks)} skipped" if any(c.skipped for c in checks) else "") + ".",
+        "",
+        "| test | load or fault | what must hold | held | figures |",
+        "|---|---|---|---|---|",
+    ]
+    for check in checks:
+        held = "skipped: " + check.skipped if check.skipped else ("yes" if check.held else "**NO**")
+        lines.append(f"| {check.test} | {check.kind} | {check.what} | {held} | {_figures(check.figures)} |")
+    lines += ["", "Fast versions of these checks run in `make test` (tests/serving/test_fuzz.py, "
+              "tests/serving/test_hardening.py, tests/unit/test_io.py, tests/unit/test_security.py).", ""]
+    return "\n".join(lines)
+
+
+def _figures(figures: dict[str, Any]) -> str:
+    shown = []
+    for key, value in figures.items():
+        if key in {"output_tail"}:
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        shown.append(f"{key}: {value}")
+    return "; ".join(shown).replace("|", "/")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--load-seconds", type=float, default=300.0)
+    parser.add_argument("--capacity-seconds", type=float, default=30.0)
+    parser.add_argument("--fuzz-examples", type=int, default=200)
+    parser.add_argument("--candidates", type=int, default=20, help="candidates per /rank request")
+    parser.add_argument("--project-model", action="store_true",
+                        help="load and kill tests against the project's champion (make run) instead of the sandbox's")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the sandbox here (default: a temporary folder)")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "reliability.md")
+    parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "reports" / "reliability" / "results.json")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = (args.workdir or Path(tempfile.mkdtemp(prefix="prodrank-reliability-"))).resolve()
+    checks: list[Check] = []
+
+    def step(name: str, run) -> None:
+        started = time.monotonic()
+        print(f"[reliability] {name} ...", flush=True)
+        found = run()
+        for check in found if isinstance(found, list) else [found]:
+            checks.append(check)
+            state = f"skipped ({check.skipped})" if check.skipped else ("held" if check.held else "DID NOT HOLD")
+            print(f"[reliability]   {check.test}: {state}", flush=True)
+        print(f"[reliability] {name}: {time.monotonic() - started:.0f} s", flush=True)
+
+    print(f"[reliability] sandbox workspace {root} (tiny pipeline) ...", flush=True)
+    sandbox, env = sandbox_target(root, args.candidates)
+    loaded = project_target(root / "project-model", args.candidates) if args.project_model else sandbox
+    step("fuzzing", lambda: fuzz_check(args.fuzz_examples, sandbox.workdir))
+    step("load", lambda: load_check(loaded, args.load_seconds, args.capacity_seconds))
+    rate = checks[-1].figures.get("capacity_req_s", 1.0) * 0.7
+    step("server killed mid-load", lambda: faults.server_killed_mid_load(loaded, rate))
+    step("tampered model", lambda: faults.tampered_model(sandbox))
+    step("unwritable log folder", lambda: faults.unwritable_log_dir(sandbox))
+    step("disk full", lambda: faults.disk_full(sandbox))
+    step("dvc stage and training killed", lambda: faults.dvc_stage_killed(root, env))
+    step("Prefect task failure", lambda: pytest_check(
+        "Prefect task failure", "fault", "a transient failure is retried, then the run fails cleanly; "
+        "a failed retrain keeps the champion", PREFECT_TESTS, sandbox.workdir))
+    step("secrets", lambda: security.no_secrets_in_repo(PROJECT_ROOT))
+    step("API key", lambda: security.api_key(sandbox))
+    step("safetensors", lambda: security.pickle_free_weights(loaded))
+    step("loopback", lambda: security.loopback_only(sandbox))
+    step("limits", lambda: security.limits(sandbox))
+    meta = {"args": " ".join(argv if argv is not None else sys.argv[1:]),
+            "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "hardware": f"{os.cpu_count()} CPU ({platform.processor() or platform.machine()}), Python {platform.python_version()}",
+            "load_model": "the project's champion (`make run`, default profile)" if args.project_model
+            else "the sandbox's tiny-profile champion"}
+    write_text(render(checks, meta), args.out)
+    write_json({"meta": meta, "checks": [c.as_dict() for c in checks]}, args.json)
+    failed = [c.test for c in checks if not c.held and not c.skipped]
+    print(f"[reliability] written {args.out} and {args.json}; "
+          + (f"DID NOT HOLD: {', '.join(failed)}" if failed else "every check held"), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
