@@ -53,6 +53,20 @@ class PairEncoder:
             name: tokenizer(f"{name}:", add_special_tokens=False)["input_ids"] for name in FIELD_ORDER
         }
 
+    @property
+    def max_length(self) -> int:
+        """The longest pair this encoder can produce: [CLS] query [SEP], then each field's marker
+        and budget, [SEP]. The encoder needs at least this many position embeddings."""
+        fields = sum(len(self._markers[name]) + budget for name, budget in self.budget.fields.items() if budget > 0)
+        return 3 + self.budget.query_max_tokens + fields
+
+    def check_positions(self, max_position_embeddings: int) -> None:
+        """Fail early (training, loading) rather than on the first long pair in serving."""
+        if self.max_length > max_position_embeddings:
+            raise ValueError(f"pairs can be {self.max_length} tokens (train.query_max_tokens + train.fields + field "
+                             f"markers + 3) but the encoder has {max_position_embeddings} positions: lower the budgets "
+                             "or pretrain with more positions")
+
     def _tokens(self, texts: Sequence[str]) -> list[list[int]]:
         return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 

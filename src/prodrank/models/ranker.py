@@ -117,4 +117,6 @@ def load_ranker(directory: str | Path) -> LoadedRanker:
     model.head.load_state_dict(load_file(str(directory / "head.safetensors")))
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(directory / "tokenizer")
-    return LoadedRanker(model, PairEncoder(tokenizer, InputBudget.from_dict(meta["input_budget"])))
+    pair_encoder = PairEncoder(tokenizer, InputBudget.from_dict(meta["input_budget"]))
+    pair_encoder.check_positions(encoder.config.max_position_embeddings)
+    return LoadedRanker(model, pair_encoder)

@@ -206,7 +206,8 @@ def _tree_digest(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _repro_until(root: Path, env: dict[str, str], log_path: Path, condition, timeout: float = 900) -> tuple[bool, int | None]:
+def _repro_until(root: Path, env: dict[str, str], log_path: Path, condition, poll: float,
+                 timeout: float = 900) -> tuple[bool, int | None]:
     """Run ``dvc repro train``; SIGKILL its whole process group as soon as ``condition()`` holds.
     Returns (killed, exit code)."""
     with open(log_path, "ab") as out:
@@ -218,7 +219,7 @@ def _repro_until(root: Path, env: dict[str, str], log_path: Path, condition, tim
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(30)
             return True, proc.returncode
-        time.sleep(0.005)  # tight: the output's write window is short
+        time.sleep(poll)
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
@@ -256,7 +257,7 @@ def dvc_stage_killed(root: Path, env: dict[str, str]) -> list[Check]:
     checks = []
     first_state = checkpoints / "state.pt"
     shutil.rmtree(checkpoints, ignore_errors=True)  # the config changed anyway; start from nothing
-    killed, _ = _repro_until(root, env, log_path, first_state.exists)
+    killed, _ = _repro_until(root, env, log_path, first_state.exists, poll=0.05)
     mid_epoch = {"killed": killed, "intact": intact(), "status_changed": status_changed()}
     checks.append(Check("training killed mid-epoch (dvc repro train, SIGKILL)", "fault",
                         killed and mid_epoch["intact"] and mid_epoch["status_changed"],
@@ -265,9 +266,11 @@ def dvc_stage_killed(root: Path, env: dict[str, str]) -> list[Check]:
                          "max_steps": profile_train.get("max_steps")}))
 
     def writing_output() -> bool:
-        return any(p.name.startswith(".ranker.tmp-") for p in ranker.parent.iterdir())
+        with os.scandir(ranker.parent) as entries:
+            return any(e.name.startswith(".ranker.tmp-") for e in entries)
 
-    killed, _ = _repro_until(root, env, log_path, writing_output)
+    # the output's write window is a few milliseconds for the tiny model: poll without sleeping
+    killed, _ = _repro_until(root, env, log_path, writing_output, poll=0.0)
     text = log_path.read_text(errors="replace")
     resumed_steps = [int(line.split(" at step ")[1].split()[0]) for line in text.splitlines() if "resuming from" in line]
     mid_write = {"killed_while_writing": killed, "intact": intact(), "status_changed": status_changed(),

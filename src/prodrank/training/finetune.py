@@ -193,8 +193,9 @@ def build_model(cfg: TrainConfig, init_dir: Path) -> tuple[CrossEncoderRanker, P
         score_weights=dict(cfg.score_weights),
     )
     tokenizer = AutoTokenizer.from_pretrained(init_dir)
-    budget = InputBudget(cfg.query_max_tokens, cfg.fields.model_dump())
-    return CrossEncoderRanker(encoder, head), PairEncoder(tokenizer, budget)
+    pair_encoder = PairEncoder(tokenizer, InputBudget(cfg.query_max_tokens, cfg.fields.model_dump()))
+    pair_encoder.check_positions(encoder.config.max_position_embeddings)
+    return CrossEncoderRanker(encoder, head), pair_encoder
 
 
 def _optimizer(objective: MultiTaskObjective, cfg: TrainConfig) -> torch.optim.Optimizer:

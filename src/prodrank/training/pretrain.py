@@ -37,6 +37,7 @@ from transformers import (
 from prodrank.config import Config, PretrainConfig
 from prodrank.data.schema import CATALOG_TEXT_FIELDS
 from prodrank.io import atomic_dir, atomic_path, write_json
+from prodrank.models.encoder import InputBudget, PairEncoder
 from prodrank.training.schedule import linear_warmup_decay, seed_everything
 
 log = logging.getLogger(__name__)
@@ -80,11 +81,14 @@ def train_wordpiece(texts: list[str], vocab_size: int) -> BertTokenizerFast:
     })
 
 
-def starting_point(cfg: PretrainConfig, texts: list[str], max_positions: int) -> tuple[BertForMaskedLM, PreTrainedTokenizerBase]:
+def starting_point(cfg: PretrainConfig, texts: list[str], budget: InputBudget) -> tuple[BertForMaskedLM, PreTrainedTokenizerBase]:
     if cfg.init == "minilm":
         path = minilm_path()
         return BertForMaskedLM.from_pretrained(path, use_safetensors=True), AutoTokenizer.from_pretrained(path)
     tokenizer = train_wordpiece(texts, cfg.scratch.vocab_size)
+    # room for the longest cross-encoder pair, field markers included: a domain vocabulary
+    # may split "attributes:" into several pieces
+    max_positions = max(cfg.max_length, PairEncoder(tokenizer, budget).max_length)
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=cfg.scratch.hidden_size,
@@ -182,8 +186,7 @@ def pretrain(cfg: Config, prepared_dir: str | Path, out_dir: str | Path, plots_p
     if not texts or not heldout:
         raise ValueError(f"pretraining needs text: got {len(texts)} training and {len(heldout)} held-out texts")
     log.info("domain corpus: %d training texts, %d held-out texts (init=%s)", len(texts), len(heldout), pcfg.init)
-    max_positions = max(pcfg.max_length, cfg.train.query_max_tokens + sum(cfg.train.fields.model_dump().values()) + 16)
-    model, tokenizer = starting_point(pcfg, texts, max_positions)
+    model, tokenizer = starting_point(pcfg, texts, InputBudget(cfg.train.query_max_tokens, cfg.train.fields.model_dump()))
     rng = np.random.default_rng(cfg.seed)
     history: list[dict] = []
     metrics = {"init": pcfg.init, "enabled": pcfg.enabled, "train_texts": len(texts), "heldout_texts": len(heldout)}
