@@ -105,18 +105,15 @@ def test_orchestration_params_are_validated():
             resolve({"orchestration": bad})
 
 
-def test_thread_runner_by_default_and_a_clear_message_for_dask():
+def test_thread_runner_by_default_and_a_local_dask_cluster_on_request():
+    from prefect_dask import DaskTaskRunner
+
     from prodrank.orchestration.retrain import make_task_runner
 
     assert type(make_task_runner(CFG)).__name__ == "ThreadPoolTaskRunner"
-    dask = resolve({"orchestration": {"task_runner": "dask"}})
-    try:
-        import prefect_dask  # noqa: F401
-    except ImportError:
-        with pytest.raises(RuntimeError, match="pip install prefect-dask"):
-            make_task_runner(dask)
-    else:  # pragma: no cover - prefect-dask is optional
-        assert type(make_task_runner(dask)).__name__ == "DaskTaskRunner"
+    dask = make_task_runner(resolve({"orchestration": {"task_runner": "dask", "max_workers": 3}}))
+    assert isinstance(dask, DaskTaskRunner)  # the cluster itself starts with the flow (test_task_runners.py)
+    assert dask.cluster_kwargs["n_workers"] == 3 and dask.cluster_kwargs["threads_per_worker"] == 1
 
 
 # -- data drops ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -33,11 +34,12 @@ def wait_for(predicate, seconds: float, what: str, proc: subprocess.Popen | None
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
-def test_scheduled_deployment_runs_on_a_real_server_and_stops_cleanly(tmp_path):
+def test_scheduled_deployment_runs_on_a_real_server_and_stops_cleanly(tmp_path, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from prodrank.monitoring.screenshot import chromium
     from prodrank.orchestration import server
 
     root = fresh_copy(tmp_path / "project")
@@ -61,6 +63,12 @@ def test_scheduled_deployment_runs_on_a_real_server_and_stops_cleanly(tmp_path):
             assert run.state.is_completed(), run.state
             latest = json.loads((root / "reports" / "retrain" / "latest.json").read_text())
             assert latest["status"] == "skipped" and latest["flow_run_id"] == str(run.id)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui-settings", timeout=10) as response:
+                assert json.loads(response.read())["api_url"] == api  # the UI shows this server's runs
+            if chromium() is not None:  # the UI rendered in headless Chromium lists the run
+                monkeypatch.setenv("PREFECT_API_URL", api)
+                shot = server.screenshot(tmp_path / "runs.png")
+                assert shot["rendered"] and run.name in shot["runs_shown"], shot
             os.killpg(proc.pid, signal.SIGTERM)  # what Ctrl-C / `make schedule-stop` do
             assert proc.wait(timeout=60) == 0
             with get_client(sync_client=True) as client:

@@ -1,25 +1,29 @@
 """Open a drift report in headless Chromium with every network request blocked, and check that
 it renders: a screenshot (PNG) and the rendered DOM, which must contain the report's widgets.
+:func:`snapshot` does the same for any URL (the Prefect UI's screenshot,
+``python -m prodrank.orchestration.server screenshot``).
 
     python -m prodrank.monitoring.screenshot reports/drift/<window>.html --png docs/img/drift-report.png
 
 Needs a Chromium binary (``apt-get install -y chromium``; ``$CHROMIUM`` overrides the lookup).
-The network is cut with a dead proxy and a resolver that maps every host to nothing, so a
-report that needed a CDN would render empty. Exit status 0 when the page rendered, 1 otherwise,
-2 without Chromium.
+The network is cut with a dead proxy and a resolver that maps every host to nothing (but a
+loopback server the page is loaded from), so a report that needed a CDN would render empty.
+Exit status 0 when the page rendered, 1 otherwise, 2 without Chromium.
 """
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
-OFFLINE_FLAGS = ["--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
-                 "--disable-background-networking", "--no-first-run", "--disable-sync", "--disable-extensions"]
+OFFLINE_FLAGS = ["--proxy-server=127.0.0.1:9", "--disable-background-networking", "--no-first-run", "--disable-sync",
+                 "--disable-extensions"]
 # elements that exist only after the inlined JS ran: the page ships its widgets as JSON inside a
 # <script>, so the report's own words are in the file either way; plotly's <svg class="main-svg">
 # and rendered table cells are not
@@ -33,26 +37,51 @@ def chromium() -> str | None:
     return None
 
 
-def _base(exe: str, profile: str, width: int, height: int) -> list[str]:
+def _loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _resolver_rules(url: str) -> str:
+    """Every host resolves to nothing (IP addresses included), except the URL's own host when it
+    is a loopback address: a local server stays reachable, nothing else is (Chromium does not send
+    loopback through the dead proxy either)."""
+    host = urlsplit(url).hostname
+    return "MAP * ~NOTFOUND" + (f", EXCLUDE {host}" if _loopback(host) else "")
+
+
+def _base(exe: str, profile: str, url: str, width: int, height: int) -> list[str]:
     return [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
             f"--user-data-dir={profile}", f"--window-size={width},{height}", "--virtual-time-budget=15000",
-            *OFFLINE_FLAGS]
+            *OFFLINE_FLAGS, f"--host-resolver-rules={_resolver_rules(url)}"]
+
+
+def snapshot(url: str, png: str | Path | None = None, width: int = 1400, height: int = 2200,
+             timeout: float = 120) -> str:
+    """Load ``url`` in headless Chromium with the network cut and return the DOM after the page's
+    scripts ran for 15 s of virtual time (Chromium holds that clock while requests are
+    pending, so a single-page app gets its API answers first); with ``png``, also a screenshot of
+    the ``width`` x ``height`` viewport. Only a server on a loopback IP (``http://127.0.0.1:…``)
+    is reachable: see :func:`_resolver_rules`."""
+    exe = chromium()
+    if exe is None:
+        raise FileNotFoundError("no Chromium found: apt-get install -y chromium (or set $CHROMIUM)")
+    with tempfile.TemporaryDirectory(prefix="prodrank-chromium-") as profile:
+        base = _base(exe, profile, url, width, height)
+        dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=timeout).stdout
+        if png:
+            Path(png).parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([*base, f"--screenshot={Path(png).resolve()}", url], capture_output=True, text=True,
+                           timeout=timeout)
+    return dom
 
 
 def render(html: str | Path, png: str | Path | None = None, width: int = 1400, height: int = 2200,
            timeout: float = 120) -> dict:
     """Render ``html`` offline; returns {rendered, markers, dom_chars, png}."""
-    exe = chromium()
-    if exe is None:
-        raise FileNotFoundError("no Chromium found: apt-get install -y chromium (or set $CHROMIUM)")
-    url = Path(html).resolve().as_uri()
-    with tempfile.TemporaryDirectory(prefix="prodrank-chromium-") as profile:
-        dom = subprocess.run([*_base(exe, profile, width, height), "--dump-dom", url], capture_output=True,
-                             text=True, timeout=timeout).stdout
-        if png:
-            Path(png).parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([*_base(exe, profile, width, height), f"--screenshot={Path(png).resolve()}", url],
-                           capture_output=True, text=True, timeout=timeout)
+    dom = snapshot(Path(html).resolve().as_uri(), png, width, height, timeout=timeout)
     found = {m: m in dom for m in RENDERED_MARKERS}
     return {"rendered": all(found.values()), "markers": found, "dom_chars": len(dom),
             "png": str(png) if png and Path(png).exists() else None,

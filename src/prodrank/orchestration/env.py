@@ -6,6 +6,7 @@
 - Loggers ``prodrank.*`` are Prefect "extra loggers": inside a flow run their records go to the
   Prefect API too, so stage logs show in the UI.
 - The server binds to loopback.
+- Dask (``task_runner: dask``) logs warnings only.
 
 Variables already set in the environment win (``os.environ.setdefault``).
 """
@@ -28,6 +29,8 @@ DEFAULTS = {
     "BENTOML_DO_NOT_TRACK": "true",
     "HF_HUB_OFFLINE": "1",
     "TOKENIZERS_PARALLELISM": "false",
+    # the Dask task runner's scheduler and workers log ~60 INFO lines per cluster; keep warnings
+    "DASK_LOGGING__DISTRIBUTED": "warning",
 }
 
 

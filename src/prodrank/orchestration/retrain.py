@@ -15,7 +15,7 @@ Steps (each a Prefect task, so each shows in the UI with its logs and duration):
 6. **package** the challenger into the BentoML store (a ``candidate``).
 7. **compare** champion and challenger on the frozen benchmark
    (:mod:`prodrank.orchestration.benchmark`) — a subflow on the configured task runner
-   (threads; Dask optional), the two evaluations in parallel.
+   (threads, or a local Dask cluster), the two evaluations in parallel.
 8. **decide** (:func:`decide`): promote only if the gate passed and the challenger beats the
    champion on ``orchestration.promotion_metric`` by at least ``promotion_margin`` (and by more
    than zero).
@@ -119,15 +119,19 @@ def exclusive(root: Path) -> Iterator[None]:
 
 
 def make_task_runner(cfg: Config):
-    """ThreadPoolTaskRunner (default) or, with ``task_runner: dask``, a local Dask cluster."""
+    """ThreadPoolTaskRunner (default) or, with ``task_runner: dask``, a local Dask cluster of
+    ``max_workers`` single-threaded workers (prefect-dask; the cluster lives as long as the flow)."""
     workers = cfg.orchestration.max_workers
     if cfg.orchestration.task_runner == "dask":
-        try:
-            from prefect_dask import DaskTaskRunner
-        except ImportError:
-            raise RuntimeError("orchestration.task_runner is 'dask' but prefect-dask is not installed: "
-                               "pip install prefect-dask==0.3.7 (docs/orchestration.md, Scale-out)") from None
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1,
+        from prefect_dask import DaskTaskRunner
+
+        # workers as threads of the flow's process, not processes: the benchmark evaluations spend
+        # their time in torch/numpy kernels, which release the GIL, so they run in parallel anyway;
+        # a worker process would import torch, transformers and Prefect again (measured: the test in
+        # tests/orchestration/test_task_runners.py ran 26 s instead of 6 s) and, with no Prefect
+        # server, start a temporary Prefect server of its own (30 s instead of 1 s for two trivial
+        # tasks). A cluster elsewhere: DaskTaskRunner(address=...) (docs/orchestration.md, Scale-out).
+        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": False,
                                               "dashboard_address": None})
     from prefect.task_runners import ThreadPoolTaskRunner
 

@@ -10,6 +10,9 @@ then runs without Prefect, as plain ``dvc repro``.
 
 Stages find the server through :func:`discover` (``$PREFECT_API_URL`` first, then the state
 file); a missing server costs one refused TCP connection, a few milliseconds.
+
+``screenshot`` writes a PNG of the running server's UI (default: the Runs page, to
+``docs/img/prefect-ui-runs.png``) with headless Chromium.
 """
 from __future__ import annotations
 
@@ -155,6 +158,9 @@ def start(host: str = "127.0.0.1", port: int = 4200, wait_seconds: float = 60.0,
            "--analytics-off"]
     proc_env = dict(os.environ, PREFECT_HOME=str(home))
     proc_env.pop("PREFECT_API_URL", None)
+    # the UI asks its API at PREFECT_UI_API_URL, which Prefect derives from its default port 4200,
+    # not from --port: on any other port the UI would show another server's runs (or none)
+    proc_env.setdefault("PREFECT_UI_API_URL", api_url(host, port))
     with open(home / LOG_FILE, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env=proc_env, start_new_session=True, close_fds=True)
@@ -214,6 +220,33 @@ def stop(home: Path | None = None, grace_seconds: float = 20.0) -> bool:
     return True
 
 
+def recent_run_names(api: str, limit: int = 5, timeout: float = 10.0) -> list[str]:
+    """Names of the ``limit`` flow runs that started last, from the API (newest first)."""
+    body = json.dumps({"limit": limit, "sort": "START_TIME_DESC"}).encode()
+    request = urllib.request.Request(api.rstrip("/") + "/flow_runs/filter", data=body, method="POST",
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
+        return [run["name"] for run in json.loads(response.read())]
+
+
+def screenshot(png: str | Path, page: str = "runs", width: int = 1400, height: int = 900) -> dict:
+    """A PNG of the running server's UI page ``page`` (headless Chromium, network cut but for the
+    server; docs/orchestration.md shows the result). The Prefect UI is a single-page app, so a
+    PNG alone could be a blank frame: the check is that the latest flow runs' names, read from
+    the API, appear in the rendered page."""
+    from prodrank.monitoring.screenshot import snapshot
+
+    info = discover()
+    if info is None:
+        raise RuntimeError("no Prefect server answers: start one with `make prefect-server`")
+    names = recent_run_names(info.api_url)
+    url = f"{info.ui_url}/{page}"
+    dom = snapshot(url, png, width, height)
+    shown = [name for name in names if name in dom]
+    return {"url": url, "rendered": bool(shown), "runs_in_api": names, "runs_shown": shown,
+            "png": str(png) if Path(png).exists() else None}
+
+
 def _settings(params: str, profile: str | None) -> tuple[str, int, float]:
     try:
         from prodrank.config import load_config
@@ -227,11 +260,13 @@ def _settings(params: str, profile: str | None) -> tuple[str, int, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m prodrank.orchestration.server", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["ensure", "start", "stop", "status", "url"])
+    parser.add_argument("command", choices=["ensure", "start", "stop", "status", "url", "screenshot"])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--wait", type=float, default=None, help="seconds to wait for it to answer")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--png", default="docs/img/prefect-ui-runs.png", help="screenshot: where to write it")
+    parser.add_argument("--page", default="runs", help="screenshot: the UI page (runs, dashboard, deployments, ...)")
     args = parser.parse_args(argv)
     env.configure()
     host, port, wait = _settings(args.params, args.profile)
@@ -254,6 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stop":
         say("prefect: server stopped" if stop() else "prefect: no server started by this project is running")
         return 0
+    if args.command == "screenshot":
+        try:
+            result = screenshot(args.png, args.page)
+        except (RuntimeError, FileNotFoundError) as err:
+            say(f"prefect: {err}")
+            return 2
+        print(json.dumps(result, indent=2))
+        return 0 if result["rendered"] else 1
     found = discover()
     if args.command == "url":
         if found is None:
