@@ -65,10 +65,10 @@ def serving_params(target: Target, root: Path, **serving: Any) -> Path:
 
 
 def start_server(target: Target, root: Path, home: Path | None = None, env: dict[str, str] | None = None,
-                 preexec_fn=None, **serving: Any) -> ServerProcess:
+                 port: int | None = None, **serving: Any) -> ServerProcess:
     params = serving_params(target, root, **{"log_dir": str(root / "logs"), **serving})
     return ServerProcess.start({"BENTOML_HOME": str(home or target.bentoml_home), "PRODRANK_PARAMS": str(params),
-                                **(env or {})}, root / "server.log", cwd=root, preexec_fn=preexec_fn)
+                                **(env or {})}, root / "server.log", port=port, cwd=root)
 
 
 def metadata(server: ServerProcess, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -90,7 +90,8 @@ def server_killed_mid_load(target: Target, rate: float, seconds: float = 30.0, k
     time.sleep(kill_at)
     server.kill()
     killed_at = time.monotonic()
-    restarted = start_server(target, root)  # same log folder: the restarted server appends new files
+    # same port, so the load carries on against it; same log folder: it appends new files
+    restarted = start_server(target, root, port=int(server.url.rsplit(":", 1)[1]))
     ready_s = restarted.wait_ready()
     downtime = time.monotonic() - killed_at
     thread.join()

@@ -60,11 +60,10 @@ class ServerProcess:
         return self.proc.pid
 
     @classmethod
-    def start(cls, env: Mapping[str, str], log_path: Path, port: int | None = None, cwd: Path | None = None,
-              preexec_fn=None) -> ServerProcess:
+    def start(cls, env: Mapping[str, str], log_path: Path, port: int | None = None,
+              cwd: Path | None = None) -> ServerProcess:
         """Start the service with ``env`` added to this process's environment (PRODRANK_PARAMS,
-        BENTOML_HOME, ...); stdout and stderr go to ``log_path``. ``preexec_fn`` runs in the
-        child before exec (the reliability suite sets resource limits with it)."""
+        BENTOML_HOME, ...); stdout and stderr go to ``log_path``."""
         port = port or free_port()
         full_env = {k: v for k, v in os.environ.items() if k != "PRODRANK_MODEL_TAG"}
         full_env.update(BENTOML_DO_NOT_TRACK="true", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
@@ -74,7 +73,7 @@ class ServerProcess:
         with open(log_path, "ab") as out:  # the child keeps its own descriptor
             proc = subprocess.Popen([str(Path(sys.executable).with_name("bentoml")), "serve", SERVICE,
                                      "--host", "127.0.0.1", "--port", str(port)],
-                                    cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=preexec_fn,
+                                    cwd=cwd, env=full_env, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True)  # Ctrl-C in the caller's terminal is the caller's alone
         return cls(proc, f"http://127.0.0.1:{port}", log_path)
 
