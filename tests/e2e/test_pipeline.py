@@ -3,7 +3,6 @@ re-run, push/pull through the local remote, and a validation failure that stops 
 pipeline while the last good artefacts stay intact."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from prodrank import sandbox
+from prodrank.reliability.faults import tree_digest
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -43,14 +43,6 @@ def fresh_copy(destination: Path) -> Path:
 
 def set_params(root: Path, **updates) -> None:
     sandbox.set_params(root / "params.yaml", updates)
-
-
-def tree_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(path)).encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")

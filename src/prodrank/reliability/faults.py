@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,8 +24,6 @@ from prodrank import paths
 from prodrank.reliability.load import audit_log, run_load
 from prodrank.sandbox import executable, set_params
 from prodrank.serving.process import ServerProcess, request
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -197,7 +193,8 @@ def disk_full(target: Target, requests: int = 40, size_kb: int = 64) -> Check:
                   "written_after_room": after.get("written"), "resumed": resumed})
 
 
-def _tree_digest(path: Path) -> str | None:
+def tree_digest(path: Path) -> str | None:
+    """sha256 over a directory's file names and contents (None if it does not exist)."""
     if not path.exists():
         return None
     digest = hashlib.sha256()
@@ -240,7 +237,7 @@ def dvc_stage_killed(root: Path, env: dict[str, str]) -> list[Check]:
     """
     ranker, lock = root / "models" / "ranker", root / "dvc.lock"
     checkpoints = root / paths.CHECKPOINTS / "train"  # where the train stage keeps state.pt
-    good_ranker, good_lock = _tree_digest(ranker), lock.read_bytes()
+    good_ranker, good_lock = tree_digest(ranker), lock.read_bytes()
     params = yaml.safe_load((root / "params.yaml").read_text())
     profile_train = params.get("profiles", {}).get(params.get("profile"), {}).get("train", {})
     # a parameter only the train stage reads (and the tiny profile leaves alone): a new model must be trained
@@ -253,7 +250,7 @@ def dvc_stage_killed(root: Path, env: dict[str, str]) -> list[Check]:
         return "changed" in out.stdout or "modified" in out.stdout
 
     def intact() -> bool:
-        return _tree_digest(ranker) == good_ranker and lock.read_bytes() == good_lock
+        return tree_digest(ranker) == good_ranker and lock.read_bytes() == good_lock
 
     checks = []
     first_state = checkpoints / "state.pt"
@@ -285,13 +282,9 @@ def dvc_stage_killed(root: Path, env: dict[str, str]) -> list[Check]:
     run = subprocess.run([executable("dvc"), "repro", "train"], cwd=root, env=env, capture_output=True, text=True)
     with open(log_path, "a") as fh:
         fh.write(run.stdout + run.stderr)
-    final = {"exit_code": run.returncode, "status_changed": status_changed(), "new_model": _tree_digest(ranker) != good_ranker,
+    final = {"exit_code": run.returncode, "status_changed": status_changed(), "new_model": tree_digest(ranker) != good_ranker,
              "leftovers": sorted(p.name for p in ranker.parent.iterdir() if p.name.startswith(".ranker."))}
     checks.append(Check("rerun after the kills completes", "fault",
                         run.returncode == 0 and not final["status_changed"] and final["new_model"] and not final["leftovers"],
                         "dvc repro finishes, status clean, the new model in place, no temporary left", final))
     return checks
-
-
-def scratch(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))
