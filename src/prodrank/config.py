@@ -147,6 +147,10 @@ class TrainConfig(Section):
         TaskConfig(name="purchase", label="purchases"),
     )
     chaining: bool = True  # ESMM: p(task k) = p(task k-1) * p(task k | task k-1)
+    # add scale * cos(query, product) (the encoder used as a bi-encoder, mean-pooled) to each
+    # task's logit: the ranker starts from the checkpoint's own similarity (models/multitask.py)
+    similarity_prior: bool = False
+    similarity_scale: float = Field(5.0, gt=0)  # initial scale; learned
     listwise_loss: Literal["none", "listnet", "lambdaloss"] = "listnet"
     listwise_weight: float = Field(0.5, ge=0)
     task_weighting: Literal["fixed", "uncertainty"] = "uncertainty"

@@ -36,6 +36,7 @@ def run(cfg, prepared_dir, init_dir, tmp_path, name="run"):
     {"architecture": "ple", "task_experts": 2},
     {"listwise_loss": "lambdaloss"},
     {"listwise_loss": "none", "task_weighting": "fixed", "task_weights": {"purchase": 2.0}},
+    {"similarity_prior": True, "similarity_scale": 3.0},
 ])
 def test_every_params_switch_trains(train, prepared_dir, tiny_init_dir, tmp_path):
     summary, out = run(config(**train), prepared_dir, tiny_init_dir, tmp_path)
@@ -89,9 +90,9 @@ def test_tiny_model_overfits_a_tiny_batch(prepared_dir, tiny_init_dir, tmp_path)
     assert last < 0.55 * first, (first, last)
 
 
-@pytest.fixture()
-def trained(prepared_dir, tiny_init_dir, tmp_path):
-    _, out = run(config(max_steps=4), prepared_dir, tiny_init_dir, tmp_path)
+@pytest.fixture(params=[False, True], ids=["cross", "cross+similarity_prior"])
+def trained(request, prepared_dir, tiny_init_dir, tmp_path):
+    _, out = run(config(max_steps=4, similarity_prior=request.param), prepared_dir, tiny_init_dir, tmp_path)
     return out / "ranker", product_fields(pd.read_parquet(prepared_dir / "catalog.parquet"))
 
 

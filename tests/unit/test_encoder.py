@@ -22,3 +22,23 @@ def test_max_length_is_the_longest_pair_and_short_encoders_are_refused(tiny_init
     encoder.check_positions(encoder.max_length)
     with pytest.raises(ValueError, match=f"pairs can be {encoder.max_length} tokens"):
         encoder.check_positions(encoder.max_length - 1)
+
+
+def test_sides_encode_each_distinct_query_and_product_alone_once(tiny_init_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_init_dir)
+    encoder = PairEncoder(tokenizer, InputBudget(4, {"title": 6}), with_sides=True)
+    encoder.encode_products({"a": {"title": "red lamp"}, "b": {"title": "blue cordless drill with case"}})
+    batch = encoder.encode(["lamp", "drill", "lamp", "lamp"], ["a", "b", "b", "a"])
+    sides = batch.sides
+    assert sides.query_index.tolist() == [0, 1, 0, 0] and sides.product_index.tolist() == [0, 1, 1, 0]
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    for row, text in enumerate(["lamp", "drill"]):
+        ids = sides.query_ids[row][sides.query_mask[row].bool()].tolist()
+        assert ids == [cls, *tokenizer(text, add_special_tokens=False)["input_ids"], sep]
+    # the product alone is exactly the pair's second segment, after [CLS]
+    pair = batch.input_ids[1][batch.attention_mask[1].bool() & batch.token_type_ids[1].bool()].tolist()
+    alone = sides.product_ids[1][sides.product_mask[1].bool()].tolist()
+    assert alone == [cls, *pair]
+    plain = PairEncoder(tokenizer, InputBudget(4, {"title": 6}))
+    plain.encode_products({"a": {"title": "red lamp"}})
+    assert plain.encode(["lamp"], ["a"]).sides is None

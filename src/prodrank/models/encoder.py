@@ -31,23 +31,54 @@ class InputBudget:
 
 
 @dataclass
+class EncodedSides:
+    """The batch's distinct queries and products, each encoded alone (``[CLS] text [SEP]``),
+    for the bi-encoder similarity prior; ``query_index``/``product_index`` map pairs to rows."""
+
+    query_ids: torch.Tensor  # [Q, Lq]
+    query_mask: torch.Tensor  # [Q, Lq]
+    product_ids: torch.Tensor  # [P, Lp]
+    product_mask: torch.Tensor  # [P, Lp]
+    query_index: torch.Tensor  # [B]
+    product_index: torch.Tensor  # [B]
+
+    def to(self, device: torch.device) -> EncodedSides:
+        return EncodedSides(*(t.to(device) for t in (self.query_ids, self.query_mask, self.product_ids,
+                                                      self.product_mask, self.query_index, self.product_index)))
+
+
+@dataclass
 class EncodedBatch:
     input_ids: torch.Tensor  # [B, L] padded to the longest pair in the batch
     attention_mask: torch.Tensor  # [B, L]
     token_type_ids: torch.Tensor  # [B, L]
     truncated: torch.Tensor  # [B] bool: some text was cut by the budget
+    sides: EncodedSides | None = None  # only for a ranker with the similarity prior
 
     def to(self, device: torch.device) -> EncodedBatch:
         return EncodedBatch(self.input_ids.to(device), self.attention_mask.to(device),
-                            self.token_type_ids.to(device), self.truncated)
+                            self.token_type_ids.to(device), self.truncated,
+                            self.sides.to(device) if self.sides is not None else None)
+
+
+def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token rows to the longest: (ids [N, L], attention mask [N, L])."""
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids, mask
 
 
 class PairEncoder:
     """Turns (query, product) pairs into padded cross-encoder tensors."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, budget: InputBudget) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, budget: InputBudget, with_sides: bool = False) -> None:
         self.tokenizer = tokenizer
         self.budget = budget
+        self.with_sides = with_sides  # also encode queries and products alone (similarity prior)
         self._product_cache: dict[str, tuple[list[int], bool]] = {}
         self._markers = {
             name: tokenizer(f"{name}:", add_special_tokens=False)["input_ids"] for name in FIELD_ORDER
@@ -105,15 +136,25 @@ class PairEncoder:
             rows.append(first + second)
             types.append([0] * len(first) + [1] * len(second))
             truncated.append(q_cut or p_cut)
-        length = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), length), tok.pad_token_id, dtype=torch.long)
-        token_type_ids = torch.zeros((len(rows), length), dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
-        for i, (row, type_row) in enumerate(zip(rows, types, strict=True)):
-            input_ids[i, : len(row)] = torch.tensor(row)
-            token_type_ids[i, : len(row)] = torch.tensor(type_row)
-            attention_mask[i, : len(row)] = 1
-        return EncodedBatch(input_ids, attention_mask, token_type_ids, torch.tensor(truncated))
+        input_ids, attention_mask = _pad(rows, tok.pad_token_id)
+        token_type_ids, _ = _pad(types, 0)
+        sides = self._sides(query_tokens, product_ids) if self.with_sides else None
+        return EncodedBatch(input_ids, attention_mask, token_type_ids, torch.tensor(truncated), sides)
+
+    def _sides(self, query_tokens: Sequence[Sequence[int]], product_ids: Sequence[str]) -> EncodedSides:
+        """Each distinct query and product of the batch once, with the same budgets as the pair."""
+        tok = self.tokenizer
+        query_rows: dict[tuple[int, ...], int] = {}
+        product_rows: dict[str, int] = {}
+        query_index = [query_rows.setdefault(tuple(q[: self.budget.query_max_tokens]), len(query_rows))
+                       for q in query_tokens]
+        product_index = [product_rows.setdefault(pid, len(product_rows)) for pid in product_ids]
+        query_ids, query_mask = _pad([[tok.cls_token_id, *q, tok.sep_token_id] for q in query_rows], tok.pad_token_id)
+        product_ids_, product_mask = _pad(
+            [[tok.cls_token_id, *self._product_cache[pid][0], tok.sep_token_id] for pid in product_rows],
+            tok.pad_token_id)
+        return EncodedSides(query_ids, query_mask, product_ids_, product_mask,
+                            torch.tensor(query_index), torch.tensor(product_index))
 
     def pair_lengths(self, queries: Sequence[str], product_ids: Sequence[str]) -> list[int]:
         """Token count of each pair, used to sort pairs by length before batching."""

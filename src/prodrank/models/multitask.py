@@ -39,6 +39,8 @@ class HeadConfig:
     dropout: float = 0.1
     chaining: bool = True
     score_weights: dict[str, float] = field(default_factory=dict)
+    similarity_prior: bool = False
+    similarity_scale: float = 5.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -171,10 +173,19 @@ class MultiTaskHead(nn.Module):
         self.config = config
         self.mixture = ARCHITECTURES[config.architecture](config)
         self.towers = nn.ModuleList(Tower(config) for _ in config.tasks)
+        # similarity prior: logit_t = tower_t(...) + scale_t * cos(query, product). The towers start
+        # near zero, so the untrained ranker already orders by the bi-encoder's cosine and the
+        # cross-encoder learns corrections to it instead of relearning relevance from scratch.
+        self.similarity_scale = (
+            nn.Parameter(torch.full((len(config.tasks),), config.similarity_scale)) if config.similarity_prior else None
+        )
 
-    def forward(self, hidden: torch.Tensor) -> HeadOutput:
+    def forward(self, hidden: torch.Tensor, similarity: torch.Tensor | None = None) -> HeadOutput:
+        """hidden [B, H]; similarity [B], required with ``similarity_prior`` and ignored without."""
         mixed, gates = self.mixture(hidden)
         logits = {t: tower(m) for t, tower, m in zip(self.config.tasks, self.towers, mixed, strict=True)}
+        if self.similarity_scale is not None:
+            logits = {t: logits[t] + self.similarity_scale[i] * similarity for i, t in enumerate(self.config.tasks)}
         log_p, log_not_p = {}, {}
         previous = None
         for task in self.config.tasks:

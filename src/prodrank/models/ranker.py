@@ -19,12 +19,20 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.nn import functional as F
 from transformers import AutoTokenizer, BertModel
 
-from prodrank.models.encoder import EncodedBatch, InputBudget, PairEncoder
+from prodrank.models.encoder import EncodedBatch, EncodedSides, InputBudget, PairEncoder
 from prodrank.models.multitask import HeadConfig, HeadOutput, MultiTaskHead
 
 FORMAT_VERSION = 1
+
+
+def mean_pooling(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the real (unpadded) token vectors, [N, L, H] -> [N, H]: the pooling
+    all-MiniLM-L6-v2 was trained with as a bi-encoder."""
+    mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+    return (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)
 
 
 class CrossEncoderRanker(nn.Module):
@@ -37,13 +45,25 @@ class CrossEncoderRanker(nn.Module):
     def tasks(self) -> tuple[str, ...]:
         return self.head.config.tasks
 
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Bi-encoder embedding of texts encoded alone: [N, L] -> [N, H]."""
+        tokens = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pooling(tokens, attention_mask)
+
+    def similarity(self, sides: EncodedSides) -> torch.Tensor:
+        """Cosine of each pair's query and product embeddings, computed by the same encoder: [B]."""
+        queries = self.embed(sides.query_ids, sides.query_mask)
+        products = self.embed(sides.product_ids, sides.product_mask)
+        return F.cosine_similarity(queries[sides.query_index], products[sides.product_index], dim=-1)
+
     def forward(self, batch: EncodedBatch) -> HeadOutput:
         hidden = self.encoder(
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
             token_type_ids=batch.token_type_ids,
         ).last_hidden_state[:, 0]
-        return self.head(hidden)
+        similarity = self.similarity(batch.sides) if self.head.config.similarity_prior else None
+        return self.head(hidden, similarity)
 
 
 @dataclass
@@ -117,6 +137,7 @@ def load_ranker(directory: str | Path) -> LoadedRanker:
     model.head.load_state_dict(load_file(str(directory / "head.safetensors")))
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(directory / "tokenizer")
-    pair_encoder = PairEncoder(tokenizer, InputBudget.from_dict(meta["input_budget"]))
+    pair_encoder = PairEncoder(tokenizer, InputBudget.from_dict(meta["input_budget"]),
+                               with_sides=model.head.config.similarity_prior)
     pair_encoder.check_positions(encoder.config.max_position_embeddings)
     return LoadedRanker(model, pair_encoder)

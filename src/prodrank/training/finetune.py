@@ -191,9 +191,12 @@ def build_model(cfg: TrainConfig, init_dir: Path) -> tuple[CrossEncoderRanker, P
         dropout=cfg.dropout,
         chaining=cfg.chaining,
         score_weights=dict(cfg.score_weights),
+        similarity_prior=cfg.similarity_prior,
+        similarity_scale=cfg.similarity_scale,
     )
     tokenizer = AutoTokenizer.from_pretrained(init_dir)
-    pair_encoder = PairEncoder(tokenizer, InputBudget(cfg.query_max_tokens, cfg.fields.model_dump()))
+    pair_encoder = PairEncoder(tokenizer, InputBudget(cfg.query_max_tokens, cfg.fields.model_dump()),
+                               with_sides=cfg.similarity_prior)
     pair_encoder.check_positions(encoder.config.max_position_embeddings)
     return CrossEncoderRanker(encoder, head), pair_encoder
 
