@@ -150,10 +150,10 @@ class PairEncoder:
                        for q in query_tokens]
         product_index = [product_rows.setdefault(pid, len(product_rows)) for pid in product_ids]
         query_ids, query_mask = _pad([[tok.cls_token_id, *q, tok.sep_token_id] for q in query_rows], tok.pad_token_id)
-        product_ids_, product_mask = _pad(
+        product_tokens, product_mask = _pad(
             [[tok.cls_token_id, *self._product_cache[pid][0], tok.sep_token_id] for pid in product_rows],
             tok.pad_token_id)
-        return EncodedSides(query_ids, query_mask, product_ids_, product_mask,
+        return EncodedSides(query_ids, query_mask, product_tokens, product_mask,
                             torch.tensor(query_index), torch.tensor(product_index))
 
     def pair_lengths(self, queries: Sequence[str], product_ids: Sequence[str]) -> list[int]:
