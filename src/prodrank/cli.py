@@ -27,7 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--interactions", help="interactions log (docs/data_formats.md)")
     ev.add_argument("--catalog", help="catalogue table for --interactions (optional for --judgments)")
     ev.add_argument("--model", default=str(paths.RANKER), help="saved ranker directory")
-    ev.add_argument("--out", default="reports/external", help="where an outside evaluation is written")
+    ev.add_argument("--split", choices=("test", "valid"), default="test",
+                    help="valid: score the validation split (model selection; no quality gate)")
+    ev.add_argument("--out", help="where an outside or validation evaluation is written "
+                                  "(default reports/external, reports/validation_split)")
     sub.add_parser("ablate", help="train and evaluate the variants in evaluate.ablations")
     sub.add_parser("config", help="print the resolved, validated configuration")
     sub.add_parser("package", help="put the gated ranker into the BentoML model store (models/package.json)")
@@ -66,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "serve":
             return _serve(cfg, args)
         elif args.command == "evaluate" and (args.judgments or args.interactions):
-            stages.evaluate_external(cfg, args.judgments, args.interactions, args.catalog, args.model, args.out)
+            stages.evaluate_external(cfg, args.judgments, args.interactions, args.catalog, args.model,
+                                     args.out or "reports/external")
+        elif args.command == "evaluate" and args.split == "valid":
+            stages.evaluate_validation(cfg, args.model, args.out or "reports/validation_split")
         elif args.command in ("monitor", "simulate-traffic"):  # docs/monitoring.md
             from prodrank.monitoring import commands as monitoring
 

@@ -93,6 +93,15 @@ def evaluate(cfg: Config) -> dict:
                           paths.EVALUATION_REPORTS, paths.PLOTS)
 
 
+def evaluate_validation(cfg: Config, ranker_dir: str | Path, out_dir: str | Path) -> dict:
+    """`prodrank evaluate --split valid`: the same report on the validation split, for
+    model selection that never reads the test split."""
+    from prodrank.evaluation.evaluate import evaluate_split
+
+    out_dir = Path(out_dir)
+    return evaluate_split(cfg, paths.PREPARED, Path(ranker_dir), out_dir / "metrics.json", out_dir, None, split="valid")
+
+
 def evaluate_external(cfg: Config, judgments: str | None, interactions: str | None, catalog: str | None,
                       ranker_dir: str | Path, out_dir: str | Path) -> dict:
     """`prodrank evaluate --judgments FILE` / `--interactions FILE --catalog FILE`."""

@@ -175,6 +175,20 @@ def test_relevance_out_of_range_and_dangling_ids(tmp_path):
     assert "product_id='p404'" in report.format()
 
 
+def test_expected_rates_are_checked_when_present(tmp_path):
+    relevance = make_tables()["relevance"].assign(
+        expected_clicks=[0.6, 0.1, 0.7, 0.4], expected_add_to_carts=[0.2, 0.0, 0.3, 0.1],
+        expected_purchases=[0.1, 0.0, 0.1, 0.05])
+    assert run(tmp_path, relevance=relevance).suite("relevance").success
+    relevance.loc[1, "expected_clicks"] = 1.5  # not a probability
+    relevance.loc[3, "expected_purchases"] = 0.2  # more purchases than add-to-carts
+    report = run(tmp_path, relevance=relevance)
+    f = failure(report, "relevance", "expect_column_values_to_be_between", "expected_clicks")
+    assert f.unexpected_count == 1 and f.examples[0]["expected_clicks"] == 1.5
+    f = failure(report, "relevance", "expect_column_pair_values_a_to_be_greater_than_b", "expected_purchases")
+    assert f.unexpected_count == 1
+
+
 def test_wrong_encoding_in_titles_fails(tmp_path):
     catalog = make_tables()["catalog"]
     catalog.loc[0, "title"] = "18V Cordless Drill \ufffd Kit"  # bytes undecodable in the assumed codec

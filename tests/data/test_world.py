@@ -84,7 +84,7 @@ def test_columns_and_dtypes(small):
     assert list(q.columns) == [*schema.QUERY_COLUMNS, "timestamp"]
     assert list(inter.columns) == [
         "query_id", "product_id", "impressions", "position", "clicks", "add_to_carts", "purchases", "timestamp"]
-    assert list(rel.columns) == list(schema.RELEVANCE_COLUMNS)
+    assert list(rel.columns) == [*schema.RELEVANCE_COLUMNS, *(schema.EXPECTED_PREFIX + c for c in schema.COUNT_COLUMNS[1:])]
     for frame, cols in [(cat, schema.CATALOG_TEXT_FIELDS + ("product_id",)), (q, ("query_id", "query", "frequency")),
                         (inter, ("query_id", "product_id")), (rel, ("query_id", "product_id"))]:
         for c in cols:
@@ -126,6 +126,26 @@ def test_relevance_covers_every_shown_pair(small):
     keys = ["query_id", "product_id"]
     pd.testing.assert_frame_equal(inter[keys], rel[keys])
     assert set(rel["relevance"]) == {0, 1, 2, 3}
+
+
+def test_expected_rates_are_the_funnel_without_position_bias():
+    """With every position examined (position_bias 0), the logged rates of the whole log
+    must match the expected rates per examined impression; with position bias they fall
+    below them, more so further down the list."""
+    unbiased = make(SMALL.model_copy(update={"position_bias": 0.0, "n_sessions": 6000}))
+    inter, rel = unbiased[schema.INTERACTIONS], unbiased[schema.RELEVANCE]
+    assert (rel["expected_clicks"] >= rel["expected_add_to_carts"]).all()
+    assert (rel["expected_add_to_carts"] >= rel["expected_purchases"]).all()
+    assert rel[["expected_clicks", "expected_add_to_carts", "expected_purchases"]].stack().between(0, 1).all()
+    for label in ("clicks", "add_to_carts", "purchases"):
+        expected = (inter["impressions"] * rel["expected_" + label]).sum()
+        observed = inter[label].sum()
+        assert abs(observed - expected) < 4 * np.sqrt(expected), (label, observed, expected)  # ~4 sigma, Poisson-like
+    biased = make(SMALL.model_copy(update={"n_sessions": 6000}))
+    inter, rel = biased[schema.INTERACTIONS], biased[schema.RELEVANCE]
+    low = inter["position"] > 5
+    ratio = inter["clicks"][low].sum() / (inter["impressions"] * rel["expected_clicks"])[low].sum()
+    assert ratio < 0.5  # examination at positions 6..10 is 1/6..1/10
 
 
 def test_catalogue_looks_like_a_store(medium):

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from prodrank import sandbox
@@ -61,6 +62,8 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
         assert (project / path).exists(), path
     evaluation = json.loads((project / "metrics/evaluate.json").read_text())
     assert {"prodrank", "bm25", "random", "production"} <= set(evaluation["methods"])
+    # logged and ground-truth (position-bias free) targets for every task, plus true relevance
+    assert {"click", "purchase", "click_true", "purchase_true", "relevance_true"} <= set(evaluation["methods"]["prodrank"])
     assert json.loads((project / "metrics/pretrain.json").read_text())["perplexity_final"] > 0
     shown = sh([str(BIN / "dvc"), "metrics", "show", "--json"], project).stdout
     assert "best_valid_ndcg@10" in shown
@@ -98,6 +101,15 @@ def test_evaluate_any_judgments_file_in_the_documented_format(project, tmp_path)
     assert {"prodrank", "bm25", "minilm_biencoder"} <= set(result["methods"])
     assert "lambdamart" not in result["methods"]  # needs training data from the same source
     assert result["methods"]["bm25"]["relevance_true"]["ndcg@10"] == 1.0  # the good titles share the query words
+
+
+def test_validation_split_evaluation_never_reads_the_test_split(project, tmp_path):
+    sh([str(BIN / "prodrank"), "evaluate", "--split", "valid", "--out", str(tmp_path / "valid")], project)
+    predictions = pd.read_parquet(tmp_path / "valid" / "predictions.parquet")
+    valid = set(pd.read_parquet(project / "data/prepared/valid/queries.parquet")["query_id"])
+    test = set(pd.read_parquet(project / "data/prepared/test/queries.parquet")["query_id"])
+    assert set(predictions["query_id"]) == valid and not valid & test
+    assert "valid split" in (tmp_path / "valid" / "report.md").read_text()
 
 
 def test_ablations_are_trained_and_tabulated(project):

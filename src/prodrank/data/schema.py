@@ -18,8 +18,13 @@ interactions       query_id:str, product_id:str, impressions:int>=1,
                    position:float>=1 (mean shown position), clicks:int,
                    add_to_carts:int, purchases:int, grade?:float,
                    timestamp?:datetime (first impression)
-relevance          query_id:str, product_id:str, relevance:int 0..3
-(evaluation only)  -- the synthetic world's ground truth; absent for real logs
+relevance          query_id:str, product_id:str, relevance:int 0..3,
+(evaluation only)  expected_clicks?:float, expected_add_to_carts?:float,
+                   expected_purchases?:float (0..1, funnel order)
+                   -- the synthetic world's ground truth; absent for real logs.
+                   ``expected_<label>`` is the chance that one *examined*
+                   impression ends in that event: the per-task gain with the
+                   logging ranker's position bias removed.
 =================  ============================================================
 
 ``interactions`` is aggregated to one row per (query, product) pair shown, because the
@@ -45,4 +50,5 @@ FREQUENCY_BUCKETS = ("head", "torso", "tail")
 COUNT_COLUMNS = ("impressions", "clicks", "add_to_carts", "purchases")
 INTERACTION_COLUMNS = ("query_id", "product_id", "position", *COUNT_COLUMNS)
 RELEVANCE_COLUMNS = ("query_id", "product_id", "relevance")
+EXPECTED_PREFIX = "expected_"  # relevance.expected_<task label>: unbiased per-task truth
 SPLITS = ("train", "valid", "test")

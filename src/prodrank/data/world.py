@@ -1041,8 +1041,15 @@ class InteractionTotals:
             "purchases": self.purchases[shown],
             "timestamp": self.first[shown].astype("datetime64[ns]"),
         })
+        # The world's click model with the position bias taken out: the chance that one
+        # examined impression of the pair ends in a click, an add-to-cart, a purchase. These
+        # are the unbiased per-task gains (logged rates also reflect where the pair was shown).
+        p_click = pools.p_click[shown]
+        p_cart = p_click * pools.p_cart[shown]
         relevance = pd.DataFrame({"query_id": qid, "product_id": pid,
-                                  "relevance": pools.grade[shown].astype(np.int64)})
+                                  "relevance": pools.grade[shown].astype(np.int64),
+                                  "expected_clicks": p_click, "expected_add_to_carts": p_cart,
+                                  "expected_purchases": p_cart * pools.p_buy[shown]})
         return interactions, relevance
 
 

@@ -19,6 +19,7 @@ from prodrank.config import Ablation, Config, ablation_train
 from prodrank.evaluation.evaluate import (
     GRADED,
     MODEL,
+    TRUE_SUFFIX,
     Evaluation,
     evaluate_pairs,
     load_eval_pairs,
@@ -113,7 +114,8 @@ def render(table: pd.DataFrame, cfg: Config) -> str:
     for target in table["target"].unique():
         part = table[table["target"] == target]
         header = ["variant", key, "Δ vs full", "p", *(c[len(key) + 1:-1] for c in slice_columns)]
-        lines += [f"## {target}" + (" (true graded relevance)" if target == GRADED else ""), "",
+        lines += [f"## {target}" + (" (true graded relevance)" if target == GRADED
+                                     else " (ground truth, no position bias)" if target.endswith(TRUE_SUFFIX) else ""), "",
                   "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         for _, r in part.iterrows():
             cells = [r["variant"], f"{r[key]:.4f}", f"{r['diff_vs_full']:+.4f}",

@@ -4,7 +4,10 @@ Per task (click, add-to-cart, purchase or a graded task) and method: NDCG@k, MRR
 per query (gains = the task's event rate, so a pair clicked on every impression counts
 more than one clicked once in ten), and a global AUC over pairs. Where the data has true
 relevance (the synthetic world; graded judgments) the graded NDCG against it is
-reported too, with the oracle ranking as the ceiling. 95 % bootstrap intervals are taken
+reported too, with the oracle ranking as the ceiling. The synthetic world also knows each
+task's expected rate per *examined* impression; NDCG against it (``click_true`` ...) is
+the per-task comparison free of the logging ranker's position bias, which logged rates
+carry (a pair shown at the top is clicked more whatever it is). 95 % bootstrap intervals are taken
 over queries, and each baseline is compared with the model by a paired randomisation
 (sign-flip) test on per-query differences.
 """
@@ -20,7 +23,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from prodrank.config import Config
-from prodrank.data.schema import FREQUENCY_BUCKETS, GAP_TAGS
+from prodrank.data.schema import EXPECTED_PREFIX, FREQUENCY_BUCKETS, GAP_TAGS
 from prodrank.evaluation.baselines import BASELINES, EvalSet
 from prodrank.io import atomic_path, write_json, write_text
 from prodrank.metrics import per_query_metrics
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 MODEL = "prodrank"
 ORACLE = "oracle"
 GRADED = "relevance_true"
+TRUE_SUFFIX = "_true"  # a target measured against the ground truth, not the biased log
 
 
 class QualityGateError(RuntimeError):
@@ -54,13 +58,22 @@ def load_eval_pairs(prepared_dir: Path, split: str) -> tuple[pd.DataFrame, pd.Da
     return pairs.sort_values(["query_id", "product_id"], kind="stable").reset_index(drop=True), queries
 
 
+def _known(pairs: pd.DataFrame, column: str) -> bool:
+    return column in pairs.columns and bool(pairs[column].notna().all())
+
+
 def evaluation_targets(cfg: Config, pairs: pd.DataFrame, train_pairs: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Gains per evaluation target: each task's label, and true relevance where known."""
+    """Gains per evaluation target: each task's logged label, and where the data has ground
+    truth (the synthetic world) each task's expected rate per examined impression
+    (``<task>_true``) and the true graded relevance."""
     # an outside data set may lack a task's label (judgments have no clicks): skip that task
-    tasks = tuple(t for t in cfg.train.tasks if t.label in pairs.columns and pairs[t.label].notna().all())
+    tasks = tuple(t for t in cfg.train.tasks if _known(pairs, t.label))
     targets = task_targets(pairs, tasks, grade_range(train_pairs, tasks))
     out = {task.name: targets[:, i] for i, task in enumerate(tasks)}
-    if "relevance" in pairs.columns and pairs["relevance"].notna().all():
+    for task in cfg.train.tasks:
+        if _known(pairs, EXPECTED_PREFIX + task.label):
+            out[task.name + TRUE_SUFFIX] = pairs[EXPECTED_PREFIX + task.label].to_numpy(dtype=np.float64)
+    if _known(pairs, "relevance"):
         out[GRADED] = pairs["relevance"].to_numpy(dtype=np.float64)
     return out
 
@@ -231,16 +244,19 @@ def run_evaluation(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, cata
 
 
 def evaluate_split(cfg: Config, prepared_dir: Path, ranker_dir: Path, metrics_path: Path, report_dir: Path,
-                   plots_dir: Path) -> dict:
-    """The pipeline's evaluate stage: the test split, all configured baselines."""
-    pairs, queries = load_eval_pairs(prepared_dir, "test")
+                   plots_dir: Path | None, split: str = "test") -> dict:
+    """The pipeline's evaluate stage: the test split, all configured baselines, the quality
+    gate. ``split="valid"`` scores the validation split instead, for choosing between
+    variants without reading the test split (no gate: nothing is packaged from it)."""
+    pairs, queries = load_eval_pairs(prepared_dir, split)
     train_pairs, _ = load_eval_pairs(prepared_dir, "train")
     if cfg.evaluate.max_test_queries and queries["query_id"].nunique() > cfg.evaluate.max_test_queries:
         keep = np.random.default_rng(cfg.seed).choice(queries["query_id"].unique(), cfg.evaluate.max_test_queries, replace=False)
         pairs, queries = pairs[pairs["query_id"].isin(keep)].reset_index(drop=True), queries[queries["query_id"].isin(keep)]
     catalog = pd.read_parquet(prepared_dir / "catalog.parquet")
     return run_evaluation(cfg, pairs, queries, catalog, train_pairs, ranker_dir, metrics_path, report_dir, plots_dir,
-                          cfg.evaluate.baselines, f"prodrank evaluation — profile {cfg.profile}, test split")
+                          cfg.evaluate.baselines, f"prodrank evaluation — profile {cfg.profile}, {split} split",
+                          apply_gate=split == "test")
 
 
 LEARNED_BASELINES = ("lambdamart",)

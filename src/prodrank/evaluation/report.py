@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from prodrank.evaluation.evaluate import GRADED, MODEL, ORACLE
+from prodrank.evaluation.evaluate import GRADED, MODEL, ORACLE, TRUE_SUFFIX
 
 
 def _fmt(value: float | None) -> str:
@@ -27,28 +27,33 @@ def claims(summary: dict, key: str, alpha: float = 0.05) -> list[str]:
                      + (f" Not significantly better than: {', '.join(lost)}." if lost else ""))
         oracle = summary["methods"].get(ORACLE, {}).get(target, {}).get(key)
         production = summary["methods"].get("production", {}).get(target, {}).get(key)
-        if target != GRADED and oracle is not None and production is not None and oracle < production:
+        logged = not target.endswith(TRUE_SUFFIX)
+        if logged and oracle is not None and production is not None and oracle < production:
+            unbiased = f"`{target}{TRUE_SUFFIX}`" if target + TRUE_SUFFIX in model else "the true-relevance rows"
             lines.append(f"  - Caution: on {target} the logged production order ({production:.4f}) scores above the "
                          f"oracle ranking by true relevance ({oracle:.4f}). Logged engagement is shaped by the "
                          "position bias of the ranker that produced it, so this metric rewards agreement with the "
-                         "logging policy; the true-relevance rows are the unbiased comparison.")
+                         f"logging policy; {unbiased} is the unbiased comparison.")
     return lines
 
 
 def render(summary: dict, slices: pd.DataFrame, key: str, gate_problems: list[str], title: str) -> str:
     methods = summary["methods"]
     targets = list(methods[MODEL])
-    out = [f"# {title}", "", f"{summary['n_queries']} held-out queries. Metric gains: event rate per pair for "
-           "engagement tasks; true graded relevance (0–3) for `relevance_true`. 95 % bootstrap CIs over queries; "
-           "p-values from a paired sign-flip randomisation test of the model against each baseline.", ""]
+    out = [f"# {title}", "", f"{summary['n_queries']} held-out queries. Metric gains: the logged event rate per "
+           "pair for engagement tasks (`click` ...); where the data has ground truth, the expected event rate per "
+           "examined impression (`click_true` ..., no position bias) and the true graded relevance (0–3, "
+           "`relevance_true`). 95 % bootstrap CIs over queries; p-values from a paired sign-flip randomisation test "
+           "of the model against each baseline.", ""]
     out += ["## Claims", "", *claims(summary, key)]
-    if ORACLE in methods and GRADED in methods[MODEL]:
-        gap = methods[ORACLE].get(targets[0], {}).get(key)
-        ours = methods[MODEL][targets[0]].get(key)
-        if gap is not None and ours is not None:
-            out.append(f"- Gap to the oracle ceiling on {targets[0]} {key}: {gap - ours:+.4f} "
-                       f"(oracle {gap:.4f}, model {ours:.4f}); graded {key} vs true relevance: "
-                       f"{methods[MODEL][GRADED].get(key, float('nan')):.4f} (oracle 1.0).")
+    for target in (t for t in targets if t.endswith(TRUE_SUFFIX)):
+        # the ceiling of a ground-truth target is ranking by that truth itself: NDCG 1.0
+        ours = methods[MODEL][target].get(key)
+        if ours is not None:
+            by_relevance = methods.get(ORACLE, {}).get(target, {}).get(key)
+            out.append(f"- Gap to the oracle ceiling on {target} {key}: {1.0 - ours:.4f} (model {ours:.4f}, "
+                       "oracle 1.0" + (f"; ranking by true relevance alone {by_relevance:.4f}" if by_relevance
+                                      is not None and target != GRADED else "") + ").")
     out += ["", "## Quality gate", ""]
     out += [f"- FAILED: {p}" for p in gate_problems] or ["- passed"]
     for target in targets:
