@@ -2,9 +2,10 @@
 biased logged metric is flagged while the ground-truth one is not."""
 import numpy as np
 import pandas as pd
+import pytest
 
 from prodrank.config import resolve
-from prodrank.evaluation.evaluate import GRADED, MODEL, ORACLE, evaluation_targets
+from prodrank.evaluation.evaluate import GRADED, MODEL, ORACLE, compute_metrics, evaluation_targets
 from prodrank.evaluation.report import claims, render
 
 
@@ -61,3 +62,15 @@ def test_report_states_the_gap_to_the_oracle_per_truth_target():
            "ranking by true relevance alone 0.9500)" in text
     assert "Gap to the oracle ceiling on click ndcg@10" not in text  # a logged metric has no known ceiling
     assert "click_true ndcg@10: the model beats every baseline significantly — HOLDS" in text
+
+
+def test_expected_rate_targets_get_ndcg_only():
+    frame = pairs(expected_clicks=[0.6, 0.2, 0.1])
+    targets = {"click": np.array([0.5, 0.25, 0.0]), "click_true": frame["expected_clicks"].to_numpy()}
+    per_query, auc = compute_metrics(frame, {MODEL: np.array([0.1, 0.9, 0.5])}, targets, (1, 10))
+    true_rows = per_query[per_query["target"] == "click_true"]
+    assert set(true_rows["metric"]) == {"ndcg@1", "ndcg@10"}
+    assert set(per_query[per_query["target"] == "click"]["metric"]) >= {"mrr", "map", "ndcg@10"}
+    assert set(auc[MODEL]) == {"click"}
+    q1 = true_rows[(true_rows["query_id"] == "q1") & (true_rows["metric"] == "ndcg@1")]["value"].item()
+    assert q1 == pytest.approx((2**0.2 - 1) / (2**0.6 - 1))  # b (0.2) ranked above a (0.6); gain 2^g - 1

@@ -78,6 +78,12 @@ def evaluation_targets(cfg: Config, pairs: pd.DataFrame, train_pairs: pd.DataFra
     return out
 
 
+def is_expected_rate(target: str) -> bool:
+    """An expected event rate (``click_true`` ...): positive for nearly every pair, so only
+    NDCG is defined; MRR, MAP, recall and AUC need relevant/irrelevant labels."""
+    return target.endswith(TRUE_SUFFIX) and target != GRADED
+
+
 def compute_metrics(pairs: pd.DataFrame, scores: dict[str, np.ndarray], targets: dict[str, np.ndarray],
                     ks: tuple[int, ...]) -> tuple[pd.DataFrame, dict]:
     rows, auc = [], {}
@@ -85,12 +91,13 @@ def compute_metrics(pairs: pd.DataFrame, scores: dict[str, np.ndarray], targets:
     for method, score in scores.items():
         auc[method] = {}
         for target, gains in targets.items():
+            gain_only = is_expected_rate(target)
             binary = gains > 0
-            if 0 < binary.sum() < len(binary):
+            if not gain_only and 0 < binary.sum() < len(binary):
                 auc[method][target] = float(roc_auc_score(binary, score))
             for qid, idx in groups.items():
                 for metric, value in per_query_metrics(gains[idx], score[idx], ks).items():
-                    if not math.isnan(value):
+                    if not math.isnan(value) and not (gain_only and not metric.startswith("ndcg@")):
                         rows.append((qid, method, target, metric, value))
     return pd.DataFrame(rows, columns=["query_id", "method", "target", "metric", "value"]), auc
 
