@@ -19,9 +19,9 @@ from prodrank.config import Ablation, Config, ablation_train
 from prodrank.evaluation.evaluate import (
     GRADED,
     MODEL,
-    TRUE_SUFFIX,
     Evaluation,
     evaluate_pairs,
+    is_expected_rate,
     load_eval_pairs,
     paired_randomisation_test,
     slice_table,
@@ -114,8 +114,8 @@ def render(table: pd.DataFrame, cfg: Config) -> str:
     for target in table["target"].unique():
         part = table[table["target"] == target]
         header = ["variant", key, "Δ vs full", "p", *(c[len(key) + 1:-1] for c in slice_columns)]
-        lines += [f"## {target}" + (" (true graded relevance)" if target == GRADED
-                                     else " (ground truth, no position bias)" if target.endswith(TRUE_SUFFIX) else ""), "",
+        note = " (true graded relevance)" if target == GRADED else " (ground truth, no position bias)" if is_expected_rate(target) else ""
+        lines += [f"## {target}{note}", "",
                   "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         for _, r in part.iterrows():
             cells = [r["variant"], f"{r[key]:.4f}", f"{r['diff_vs_full']:+.4f}",

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from prodrank.evaluation.evaluate import GRADED, MODEL, ORACLE, TRUE_SUFFIX
+from prodrank.evaluation.evaluate import MODEL, ORACLE, TRUE_SUFFIX, is_expected_rate
 
 
 def _fmt(value: float | None) -> str:
@@ -53,7 +53,7 @@ def render(summary: dict, slices: pd.DataFrame, key: str, gate_problems: list[st
             by_relevance = methods.get(ORACLE, {}).get(target, {}).get(key)
             out.append(f"- Gap to the oracle ceiling on {target} {key}: {1.0 - ours:.4f} (model {ours:.4f}, "
                        "oracle 1.0" + (f"; ranking by true relevance alone {by_relevance:.4f}" if by_relevance
-                                      is not None and target != GRADED else "") + ").")
+                                      is not None and is_expected_rate(target) else "") + ").")
     out += ["", "## Quality gate", ""]
     out += [f"- FAILED: {p}" for p in gate_problems] or ["- passed"]
     for target in targets:
