@@ -116,6 +116,8 @@ class PretrainConfig(Section):
     eval_texts: int = Field(512, ge=8)  # held-out texts for perplexity
     eval_every: int = Field(50, ge=1)
     max_texts: int = Field(100_000, ge=10)
+    # share of each batch drawn from "query [SEP] most-engaged product" train pairs (0 = none)
+    pair_share: float = Field(0.0, ge=0, lt=1)
 
 
 class TaskConfig(Section):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +58,40 @@ def product_texts(catalog: pd.DataFrame) -> list[str]:
     return [" . ".join(v for v in row if v) for row in parts.itertuples(index=False)]
 
 
-def domain_corpus(prepared_dir: Path, max_texts: int, eval_texts: int, seed: int) -> tuple[list[str], list[str]]:
-    """Training texts: train queries and the products shown in train. Held-out texts:
-    validation queries and products never shown in train (no test text is read)."""
+def engaged_pairs(prepared_dir: Path, split: str, catalog: pd.DataFrame, label: str) -> list[str]:
+    """``query [SEP] product`` texts, one per product its query engaged with most (the highest
+    positive ``label`` of that query: the top-clicked product, or the top grade).
+
+    Masking a query word with its engaged product in view (and the reverse) makes the model
+    predict "couch" from "3-Seat Sofa": the query–product association the vocabulary gap asks
+    for, which text read one side at a time never shows."""
+    rows = pd.read_parquet(prepared_dir / split / "interactions.parquet", columns=["query_id", "product_id", label])
+    queries = pd.read_parquet(prepared_dir / split / "queries.parquet", columns=["query_id", "query"])
+    best = rows[(rows[label] > 0) & (rows[label] == rows.groupby("query_id")[label].transform("max"))]
+    best = best.merge(queries, on="query_id").merge(
+        pd.DataFrame({"product_id": catalog["product_id"], "product_text": product_texts(catalog)}), on="product_id")
+    return [f"{q} [SEP] {p}" for q, p in zip(best["query"], best["product_text"], strict=True)]
+
+
+@dataclass
+class DomainCorpus:
+    """Single texts (product texts, queries) and engaged query–product pairs, sampled so
+    that ``pair_share`` of a batch is pairs when there are any."""
+
+    texts: list[str]
+    pairs: list[str]
+    pair_share: float
+
+    def sample(self, rng: np.random.Generator, n: int) -> list[str]:
+        n_pairs = int(rng.binomial(n, self.pair_share)) if self.pairs else 0
+        return ([self.pairs[i] for i in rng.integers(len(self.pairs), size=n_pairs)]
+                + [self.texts[i] for i in rng.integers(len(self.texts), size=n - n_pairs)])
+
+
+def domain_corpus(prepared_dir: Path, cfg: PretrainConfig, label: str, seed: int) -> tuple[DomainCorpus, list[str]]:
+    """Training texts: train queries, the products shown in train and, when ``pair_share`` > 0,
+    train pairs. Held-out texts: validation queries, products never shown in train and
+    validation pairs in the same share (no test text is read)."""
     catalog = pd.read_parquet(prepared_dir / "catalog.parquet")
     train = pd.read_parquet(prepared_dir / "train" / "interactions.parquet", columns=["product_id"])
     train_queries = pd.read_parquet(prepared_dir / "train" / "queries.parquet", columns=["query"])
@@ -70,7 +102,15 @@ def domain_corpus(prepared_dir: Path, max_texts: int, eval_texts: int, seed: int
     heldout = product_texts(catalog[~seen]) + valid_queries["query"].tolist()
     rng.shuffle(train_texts)
     rng.shuffle(heldout)
-    return train_texts[:max_texts], heldout[:eval_texts]
+    pairs: list[str] = []
+    if cfg.pair_share > 0:
+        pairs = engaged_pairs(prepared_dir, "train", catalog, label)
+        valid_pairs = engaged_pairs(prepared_dir, "valid", catalog, label)
+        rng.shuffle(pairs)
+        rng.shuffle(valid_pairs)
+        n_pairs = min(len(valid_pairs), round(cfg.pair_share * cfg.eval_texts))
+        heldout = valid_pairs[:n_pairs] + heldout[: cfg.eval_texts - n_pairs]
+    return DomainCorpus(train_texts[: cfg.max_texts], pairs, cfg.pair_share), heldout[: cfg.eval_texts]
 
 
 def train_wordpiece(texts: list[str], vocab_size: int) -> BertTokenizerFast:
@@ -130,9 +170,18 @@ def mask_tokens(
     return input_ids, labels
 
 
-def masked_lm_loss(model: BertForMaskedLM, encoded: dict, input_ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+def segment_ids(input_ids: torch.Tensor, sep_token_id: int) -> torch.Tensor:
+    """Token types as the cross-encoder sets them: 0 up to and including the first [SEP],
+    1 after it, so a ``query [SEP] product`` text looks like a fine-tuning pair."""
+    is_sep = (input_ids == sep_token_id).long()
+    return (is_sep.cumsum(dim=1) - is_sep).clamp(max=1)
+
+
+def masked_lm_loss(model: BertForMaskedLM, encoded: dict, input_ids: torch.Tensor, labels: torch.Tensor,
+                   sep_token_id: int) -> tuple[torch.Tensor, int]:
     """Mean cross-entropy over masked positions, projecting only those to the vocabulary."""
-    hidden = model.bert(input_ids=input_ids, attention_mask=encoded["attention_mask"]).last_hidden_state
+    hidden = model.bert(input_ids=input_ids, attention_mask=encoded["attention_mask"],
+                        token_type_ids=segment_ids(encoded["input_ids"], sep_token_id)).last_hidden_state
     selected = labels != -100
     logits = model.cls(hidden[selected])
     return F.cross_entropy(logits, labels[selected]), int(selected.sum())
@@ -148,24 +197,23 @@ def heldout_perplexity(model: BertForMaskedLM, tokenizer, texts: list[str], cfg:
             encoded = tokenizer(texts[start : start + cfg.batch_size], truncation=True, max_length=cfg.max_length,
                                 padding=True, return_tensors="pt")
             input_ids, labels = mask_tokens(encoded, tokenizer, cfg, rng)
-            loss, n = masked_lm_loss(model, encoded, input_ids, labels)
+            loss, n = masked_lm_loss(model, encoded, input_ids, labels, tokenizer.sep_token_id)
             total += float(loss) * n
             count += n
     model.train()
     return math.exp(total / max(count, 1))
 
 
-def _run_steps(model, tokenizer, texts, cfg: PretrainConfig, steps: int, params, rng, history, phase: str,
+def _run_steps(model, tokenizer, corpus: DomainCorpus, cfg: PretrainConfig, steps: int, params, rng, history, phase: str,
                heldout: list[str], seed: int, step_offset: int, learning_rate: float) -> None:
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.01)
     scheduler = linear_warmup_decay(optimizer, int(cfg.warmup_ratio * steps), steps)
     model.train()
     for step in tqdm(range(steps), desc=f"pretrain ({phase})"):
-        idx = rng.integers(len(texts), size=cfg.batch_size)
-        encoded = tokenizer([texts[i] for i in idx], truncation=True, max_length=cfg.max_length,
+        encoded = tokenizer(corpus.sample(rng, cfg.batch_size), truncation=True, max_length=cfg.max_length,
                             padding=True, return_tensors="pt")
         input_ids, labels = mask_tokens(encoded, tokenizer, cfg, rng)
-        loss, _ = masked_lm_loss(model, encoded, input_ids, labels)
+        loss, _ = masked_lm_loss(model, encoded, input_ids, labels, tokenizer.sep_token_id)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -182,27 +230,31 @@ def pretrain(cfg: Config, prepared_dir: str | Path, out_dir: str | Path, plots_p
     pcfg = cfg.pretrain
     torch.set_num_threads(cfg.runtime.threads)
     seed_everything(cfg.seed)
-    texts, heldout = domain_corpus(Path(prepared_dir), pcfg.max_texts, pcfg.eval_texts, cfg.seed)
-    if not texts or not heldout:
-        raise ValueError(f"pretraining needs text: got {len(texts)} training and {len(heldout)} held-out texts")
-    log.info("domain corpus: %d training texts, %d held-out texts (init=%s)", len(texts), len(heldout), pcfg.init)
-    model, tokenizer = starting_point(pcfg, texts, InputBudget(cfg.train.query_max_tokens, cfg.train.fields.model_dump()))
+    corpus, heldout = domain_corpus(Path(prepared_dir), pcfg, cfg.train.tasks[0].label, cfg.seed)
+    if not corpus.texts or not heldout:
+        raise ValueError(f"pretraining needs text: got {len(corpus.texts)} training and {len(heldout)} held-out texts")
+    log.info("domain corpus: %d training texts, %d engaged query-product pairs (%.0f %% of each batch), "
+             "%d held-out texts (init=%s)", len(corpus.texts), len(corpus.pairs), 100 * corpus.pair_share if corpus.pairs
+             else 0, len(heldout), pcfg.init)
+    model, tokenizer = starting_point(pcfg, corpus.texts,
+                                      InputBudget(cfg.train.query_max_tokens, cfg.train.fields.model_dump()))
     rng = np.random.default_rng(cfg.seed)
     history: list[dict] = []
-    metrics = {"init": pcfg.init, "enabled": pcfg.enabled, "train_texts": len(texts), "heldout_texts": len(heldout)}
+    metrics = {"init": pcfg.init, "enabled": pcfg.enabled, "train_texts": len(corpus.texts),
+               "train_pairs": len(corpus.pairs), "heldout_texts": len(heldout)}
     if pcfg.enabled:
         if pcfg.head_warmup_steps:
             head_params = [p for n, p in model.named_parameters() if n.startswith("cls.") and "decoder.weight" not in n]
             for p in model.bert.parameters():
                 p.requires_grad_(False)
-            _run_steps(model, tokenizer, texts, pcfg, pcfg.head_warmup_steps, head_params, rng, history,
+            _run_steps(model, tokenizer, corpus, pcfg, pcfg.head_warmup_steps, head_params, rng, history,
                        "head", heldout, cfg.seed, 0, pcfg.head_learning_rate)
             for p in model.bert.parameters():
                 p.requires_grad_(True)
         metrics["perplexity_start"] = heldout_perplexity(model, tokenizer, heldout, pcfg, cfg.seed)
         history.append({"step": pcfg.head_warmup_steps, "phase": "full", "heldout_perplexity": metrics["perplexity_start"]})
         if pcfg.steps:
-            _run_steps(model, tokenizer, texts, pcfg, pcfg.steps, [p for p in model.parameters() if p.requires_grad],
+            _run_steps(model, tokenizer, corpus, pcfg, pcfg.steps, [p for p in model.parameters() if p.requires_grad],
                        rng, history, "full", heldout, cfg.seed, pcfg.head_warmup_steps, pcfg.learning_rate)
         metrics["perplexity_final"] = heldout_perplexity(model, tokenizer, heldout, pcfg, cfg.seed)
         metrics["perplexity_reduction"] = 1.0 - metrics["perplexity_final"] / metrics["perplexity_start"]
