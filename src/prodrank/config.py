@@ -153,6 +153,8 @@ class TrainConfig(Section):
     # task's logit: the ranker starts from the checkpoint's own similarity (models/multitask.py)
     similarity_prior: bool = False
     similarity_scale: float = Field(5.0, gt=0)  # initial scale; learned
+    # numeric product columns fed to the head beside [CLS] (models/features.py)
+    product_features: tuple[Literal["price", "rating"], ...] = ()
     listwise_loss: Literal["none", "listnet", "lambdaloss"] = "listnet"
     listwise_weight: float = Field(0.5, ge=0)
     task_weighting: Literal["fixed", "uncertainty"] = "uncertainty"

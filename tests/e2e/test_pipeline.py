@@ -121,7 +121,10 @@ def test_ablations_are_trained_and_tabulated(project):
     assert {r["target"] for r in single} >= {"click", "relevance_true"}  # only its own task, plus true relevance
     full = [r for r in table if r["variant"] == "full_model"]
     assert all(r["diff_vs_full"] == 0 for r in full)
-    assert "| no_domain_pretraining |" in (project / "reports/ablations/ablations.md").read_text()
+    report = (project / "reports/ablations/ablations.md").read_text()
+    assert "| no_domain_pretraining |" in report
+    # the two claims, each against the variant that removes what it credits
+    assert "## Claims" in report and "(vs no_domain_pretraining)" in report and "(vs single_task_click)" in report
 
 
 def test_failing_quality_gate_stops_before_packaging(project):

@@ -90,10 +90,24 @@ def test_tiny_model_overfits_a_tiny_batch(prepared_dir, tiny_init_dir, tmp_path)
     assert last < 0.55 * first, (first, last)
 
 
-@pytest.fixture(params=[False, True], ids=["cross", "cross+similarity_prior"])
+@pytest.fixture(params=[{}, {"similarity_prior": True}, {"product_features": ["price", "rating"]}],
+                ids=["cross", "cross+similarity_prior", "cross+product_features"])
 def trained(request, prepared_dir, tiny_init_dir, tmp_path):
-    _, out = run(config(max_steps=4, similarity_prior=request.param), prepared_dir, tiny_init_dir, tmp_path)
+    _, out = run(config(max_steps=4, **request.param), prepared_dir, tiny_init_dir, tmp_path)
     return out / "ranker", product_fields(pd.read_parquet(prepared_dir / "catalog.parquet"))
+
+
+def test_product_features_reach_the_head_and_unknown_values_are_allowed(prepared_dir, tiny_init_dir, tmp_path):
+    _, out = run(config(max_steps=4, product_features=["price"]), prepared_dir, tiny_init_dir, tmp_path)
+    ranker = load_ranker(out / "ranker")
+    assert ranker.pair_encoder.features.names == ("price",)
+    # the statistics come from the training products: prices 10..17, one per kind
+    assert ranker.pair_encoder.features.mean[0] == pytest.approx(np.log1p(np.arange(10.0, 18.0)).mean())
+    text = {"title": "acme red sofa", "brand": "acme", "category": "Furniture"}
+    products = {"cheap": {**text, "price": 10.0}, "dear": {**text, "price": 500.0}, "unknown": {**text, "price": None}}
+    scores = ranker.score(["red sofa"] * 3, list(products), products)["score"]
+    assert np.isfinite(scores).all()
+    assert len(set(scores.round(7))) == 3  # same text, different price (or none): the head sees it
 
 
 def test_saved_model_reloads_and_scores_identically(trained, tmp_path):

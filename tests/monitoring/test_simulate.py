@@ -57,7 +57,7 @@ def test_candidate_sets_are_what_the_log_showed():
         ours = [pid[pools.product[p]] for p in traffic.candidates[q]]
         theirs = inter[inter["query_id"] == qid[q]].sort_values("position", kind="stable")["product_id"].tolist()
         assert sorted(ours) == sorted(theirs)
-    assert len(traffic.payload) == len(traffic.catalog) and {"id", "title", "price"} <= set(traffic.payload[0])
+    assert len(traffic.payload) == len(traffic.catalog) and {"id", "title", "price", "rating"} <= set(traffic.payload[0])
 
 
 def test_drifted_worlds_differ_where_their_knob_says():

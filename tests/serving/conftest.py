@@ -17,7 +17,8 @@ from tests.conftest import PROJECT_ROOT, make_prepared
 
 TRAIN = {"expert_hidden": 16, "tower_hidden": 8, "n_experts": 2, "max_steps": 4, "eval_every": 2,
          "checkpoint_every": 2, "queries_per_batch": 4, "candidates_per_query": 5, "learning_rate": 1e-3,
-         "dropout": 0.0, "patience": 10, "max_eval_queries": 50}
+         "dropout": 0.0, "patience": 10, "max_eval_queries": 50,
+         "product_features": ["price", "rating"]}  # so the serving path carries request prices and ratings
 GATE_PASSED = {"methods": {"prodrank": {"click": {"ndcg@10": 0.81, "ndcg@10_ci": [0.7, 0.9], "mrr": 0.7},
                                         "purchase": {"ndcg@10": 0.6}}},
                "n_queries": 8, "quality_gate": {"passed": True, "problems": []}}
@@ -26,7 +27,7 @@ GATE_FAILED = {**GATE_PASSED, "quality_gate": {"passed": False, "problems": ["cl
 
 @pytest.fixture(scope="session")
 def serving_data(tmp_path_factory, tiny_init_dir) -> dict:
-    """A tiny ranker trained for 4 steps on the handmade catalogue, and that catalogue."""
+    """A tiny ranker (text + price and rating) trained for 4 steps on the handmade catalogue, and that catalogue."""
     from prodrank.training.finetune import finetune
     from prodrank.training.groups import product_fields
 

@@ -46,6 +46,17 @@ def test_same_id_with_new_text_is_rescored_not_served_from_cache(ranker):
     np.testing.assert_allclose(a.scores["score"], b.scores["score"][::-1], rtol=1e-5)
 
 
+def test_price_and_rating_are_read_and_a_new_price_is_rescored_not_served_from_cache(ranker):
+    engine = RankingEngine(ranker)
+    sofa = {"title": "acme red sofa", "rating": 4.5}
+    before = engine.rank("red sofa", [{"id": "x", "fields": {**sofa, "price": 10.0}}]).scores["score"]
+    after = engine.rank("red sofa", [{"id": "x", "fields": {**sofa, "price": 900.0}}]).scores["score"]
+    unknown = engine.rank("red sofa", [{"id": "x", "fields": {"title": "acme red sofa"}}]).scores["score"]
+    assert before[0] != after[0] and np.isfinite(unknown).all()
+    direct = ranker.score(["red sofa"], ["y"], {"y": {**sofa, "price": 10.0}})["score"]
+    np.testing.assert_allclose(before, direct, rtol=1e-5)
+
+
 def test_long_text_is_cut_and_flagged(ranker):
     engine = RankingEngine(ranker, max_field_chars=50, max_query_chars=20)
     out = engine.rank("red sofa", [{"id": "short", "fields": {"title": "sofa"}},

@@ -27,9 +27,11 @@ def errors_of(model, body) -> dict:
 def test_valid_request_parses_with_all_optional_fields():
     req = RankRequest.model_validate_json(json.dumps(good(top_k=1, candidates=[
         {"id": "a", "title": "t", "description": "d", "brand": "b", "category": "c",
-         "attributes": {"color": "red", "size": 3}, "price": 12}])))
+         "attributes": {"color": "red", "size": 3}, "price": 12, "rating": 4.5}])))
     assert req.top_k == 1 and req.candidates[0].price == 12.0
-    assert req.candidates[0].fields()["attributes"] == "color: red; size: 3"
+    fields = req.candidates[0].fields()
+    assert fields["attributes"] == "color: red; size: 3"
+    assert fields["price"] == 12.0 and fields["rating"] == 4.5  # what a ranker with product features reads
 
 
 @pytest.mark.parametrize(("body", "field", "words"), [
@@ -48,6 +50,7 @@ def test_valid_request_parses_with_all_optional_fields():
     (good(colour="red"), "colour", "Extra inputs"),
     (good(candidates=[{"id": "a", "title": "x", "colour": "red"}]), "candidates.0.colour", "Extra inputs"),
     (good(candidates=[{"id": "a", "title": "x", "price": -1}]), "candidates.0.price", "greater than or equal"),
+    (good(candidates=[{"id": "a", "title": "x", "rating": -0.5}]), "candidates.0.rating", "greater than or equal"),
     ({"candidates": [{"id": "a", "title": "x"}]}, "query", "Field required"),
 ])
 def test_bad_rank_bodies_name_the_field(body, field, words):

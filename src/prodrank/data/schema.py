@@ -43,7 +43,8 @@ RELEVANCE = "relevance"
 TABLES = (CATALOG, QUERIES, INTERACTIONS, RELEVANCE)
 
 CATALOG_TEXT_FIELDS = ("title", "brand", "category", "attributes", "description")
-CATALOG_COLUMNS = ("product_id", *CATALOG_TEXT_FIELDS, "price", "rating", "popularity")
+PRODUCT_FEATURES = ("price", "rating")  # numeric columns a ranker may read; a ranking request carries them too
+CATALOG_COLUMNS = ("product_id", *CATALOG_TEXT_FIELDS, *PRODUCT_FEATURES, "popularity")
 GAP_TAGS = ("synonym", "abbreviation", "misspelling", "descriptive")
 QUERY_COLUMNS = ("query_id", "query", "frequency", *(f"gap_{t}" for t in GAP_TAGS))
 FREQUENCY_BUCKETS = ("head", "torso", "tail")

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from prodrank.models.features import ProductFeatures
+
 FIELD_ORDER = ("title", "brand", "category", "attributes", "description")
 
 
@@ -54,11 +56,13 @@ class EncodedBatch:
     token_type_ids: torch.Tensor  # [B, L]
     truncated: torch.Tensor  # [B] bool: some text was cut by the budget
     sides: EncodedSides | None = None  # only for a ranker with the similarity prior
+    features: torch.Tensor | None = None  # [B, 2F] product features, only for a ranker that uses them
 
     def to(self, device: torch.device) -> EncodedBatch:
         return EncodedBatch(self.input_ids.to(device), self.attention_mask.to(device),
                             self.token_type_ids.to(device), self.truncated,
-                            self.sides.to(device) if self.sides is not None else None)
+                            self.sides.to(device) if self.sides is not None else None,
+                            self.features.to(device) if self.features is not None else None)
 
 
 def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,11 +79,14 @@ def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torc
 class PairEncoder:
     """Turns (query, product) pairs into padded cross-encoder tensors."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, budget: InputBudget, with_sides: bool = False) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, budget: InputBudget, with_sides: bool = False,
+                 features: ProductFeatures | None = None) -> None:
         self.tokenizer = tokenizer
         self.budget = budget
         self.with_sides = with_sides  # also encode queries and products alone (similarity prior)
-        self._product_cache: dict[str, tuple[list[int], bool]] = {}
+        self.features = features  # numeric product features for the head (train.product_features)
+        # product id -> (token ids with field markers, cut by the budget, feature vector)
+        self._product_cache: dict[str, tuple[list[int], bool, list[float]]] = {}
         self._markers = {
             name: tokenizer(f"{name}:", add_special_tokens=False)["input_ids"] for name in FIELD_ORDER
         }
@@ -101,8 +108,8 @@ class PairEncoder:
     def _tokens(self, texts: Sequence[str]) -> list[list[int]]:
         return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
-    def encode_products(self, products: Mapping[str, Mapping[str, str | None]]) -> None:
-        """Tokenise and cache products (id -> {field: text}) not cached yet."""
+    def encode_products(self, products: Mapping[str, Mapping[str, str | float | None]]) -> None:
+        """Tokenise and cache products (id -> {field: text, feature: number}) not cached yet."""
         todo = [pid for pid in products if pid not in self._product_cache]
         if not todo:
             return
@@ -120,15 +127,15 @@ class PairEncoder:
                 limit = self.budget.fields[name]
                 cut |= len(tokens) > limit
                 ids += self._markers[name] + tokens[:limit]
-            self._product_cache[pid] = (ids, cut)
+            self._product_cache[pid] = (ids, cut, self.features.vector(products[pid]) if self.features else [])
 
     def encode(self, queries: Sequence[str], product_ids: Sequence[str]) -> EncodedBatch:
         """Encode pairs; every product id must have been passed to ``encode_products``."""
         tok = self.tokenizer
         query_tokens = self._tokens(queries)
-        rows, types, truncated = [], [], []
+        rows, types, truncated, features = [], [], [], []
         for q_ids, pid in zip(query_tokens, product_ids, strict=True):
-            p_ids, p_cut = self._product_cache[pid]
+            p_ids, p_cut, p_features = self._product_cache[pid]
             q_cut = len(q_ids) > self.budget.query_max_tokens
             q_ids = q_ids[: self.budget.query_max_tokens]
             first = [tok.cls_token_id, *q_ids, tok.sep_token_id]
@@ -136,10 +143,12 @@ class PairEncoder:
             rows.append(first + second)
             types.append([0] * len(first) + [1] * len(second))
             truncated.append(q_cut or p_cut)
+            features.append(p_features)
         input_ids, attention_mask = _pad(rows, tok.pad_token_id)
         token_type_ids, _ = _pad(types, 0)
         sides = self._sides(query_tokens, product_ids) if self.with_sides else None
-        return EncodedBatch(input_ids, attention_mask, token_type_ids, torch.tensor(truncated), sides)
+        feature_tensor = torch.tensor(features, dtype=torch.float32) if self.features else None
+        return EncodedBatch(input_ids, attention_mask, token_type_ids, torch.tensor(truncated), sides, feature_tensor)
 
     def _sides(self, query_tokens: Sequence[Sequence[int]], product_ids: Sequence[str]) -> EncodedSides:
         """Each distinct query and product of the batch once, with the same budgets as the pair."""

@@ -6,7 +6,7 @@ A saved ranker is one self-contained directory, loadable without any training st
     tokenizer/          the tokenizer files
     head.safetensors    multi-task head weights
     ranker.json         head config (tasks, architecture, chaining, score weights),
-                        input budget, format version
+                        input budget, product-feature statistics, format version
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from transformers import AutoTokenizer, BertModel
 
 from prodrank.models.encoder import EncodedBatch, EncodedSides, InputBudget, PairEncoder
+from prodrank.models.features import ProductFeatures
 from prodrank.models.multitask import HeadConfig, HeadOutput, MultiTaskHead
 
 FORMAT_VERSION = 1
@@ -62,6 +63,8 @@ class CrossEncoderRanker(nn.Module):
             attention_mask=batch.attention_mask,
             token_type_ids=batch.token_type_ids,
         ).last_hidden_state[:, 0]
+        if batch.features is not None:  # price, rating ...: what the text cannot say
+            hidden = torch.cat([hidden, batch.features.to(hidden.dtype)], dim=-1)
         similarity = self.similarity(batch.sides) if self.head.config.similarity_prior else None
         return self.head(hidden, similarity)
 
@@ -119,6 +122,7 @@ def save_ranker(model: CrossEncoderRanker, pair_encoder: PairEncoder, directory:
         "format_version": FORMAT_VERSION,
         "head": model.head.config.to_dict(),
         "input_budget": pair_encoder.budget.to_dict(),
+        "product_features": pair_encoder.features.to_dict() if pair_encoder.features else None,
     }
     (directory / "ranker.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
@@ -137,7 +141,9 @@ def load_ranker(directory: str | Path) -> LoadedRanker:
     model.head.load_state_dict(load_file(str(directory / "head.safetensors")))
     model.eval()
     tokenizer = AutoTokenizer.from_pretrained(directory / "tokenizer")
+    features = meta.get("product_features")  # absent in rankers saved before product features
     pair_encoder = PairEncoder(tokenizer, InputBudget.from_dict(meta["input_budget"]),
-                               with_sides=model.head.config.similarity_prior)
+                               with_sides=model.head.config.similarity_prior,
+                               features=ProductFeatures.from_dict(features) if features else None)
     pair_encoder.check_positions(encoder.config.max_position_embeddings)
     return LoadedRanker(model, pair_encoder)

@@ -5,7 +5,7 @@ Per session (the world's own session plan, :func:`prodrank.data.world.plan_sessi
 
 1. ``POST /rank`` with the session's query and its candidate set: every product the world's
    log ever showed for that query (what the ``interactions`` table and so the test split hold
-   for it), with title, description, brand, category, attributes and price from the catalogue;
+   for it), with title, description, brand, category, attributes, price and rating from the catalogue;
    ``top_k`` = ``world.list_size``.
 2. The shopper examines the *served* ranking: position k with probability
    ``k ** -world.position_bias``, clicks an examined result with the pair's ``p_click``, adds it
@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from prodrank.config import Config, WorldConfig
+from prodrank.data.schema import PRODUCT_FEATURES
 
 log = logging.getLogger("prodrank.monitoring.simulate")
 
@@ -118,8 +119,10 @@ def prepare(cfg: Config, scenario: str = "control", overrides: dict[str, float] 
             value = getattr(row, key)
             if isinstance(value, str) and value.strip():
                 item[key] = value
-        if pd.notna(row.price):
-            item["price"] = float(row.price)
+        for key in PRODUCT_FEATURES:
+            value = getattr(row, key)
+            if pd.notna(value):
+                item[key] = float(value)
         payload.append(item)
     return Traffic(world, plan.query, candidates, payload, world.queries.text, catalog)
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from prodrank.data.schema import CATALOG_TEXT_FIELDS
 from prodrank.models.ranker import LoadedRanker
 
 log = logging.getLogger(__name__)
@@ -127,11 +128,11 @@ class RankingEngine:
     def _prepare(self, candidates: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, dict], np.ndarray]:
         keys, products, cut = [], {}, np.zeros(len(candidates), dtype=bool)
         for i, cand in enumerate(candidates):
-            fields = {}
-            for name, value in cand["fields"].items():
+            fields = dict(cand["fields"])
+            for name in CATALOG_TEXT_FIELDS:
+                value = fields.get(name)
                 if value is not None and len(value) > self.max_field_chars:
-                    value, cut[i] = value[: self.max_field_chars], True
-                fields[name] = value
+                    fields[name], cut[i] = value[: self.max_field_chars], True
             digest = hashlib.blake2b(json.dumps(fields, sort_keys=True).encode(), digest_size=8).hexdigest()
             key = f"{cand['id']}\x1f{digest}"
             keys.append(key)
@@ -139,7 +140,7 @@ class RankingEngine:
         return keys, products, cut
 
     def rank(self, query: str, candidates: Sequence[Mapping[str, Any]], top_k: int | None = None) -> RankOutcome:
-        """``candidates``: [{"id": str, "fields": {title, brand, category, attributes, description}}]."""
+        """``candidates``: [{"id": str, "fields": {title, brand, category, attributes, description, price, rating}}]."""
         query_cut = len(query) > self.max_query_chars
         query = query[: self.max_query_chars]
         keys, products, cut = self._prepare(candidates)

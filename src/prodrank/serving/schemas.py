@@ -68,7 +68,10 @@ class Candidate(_Strict):
     category: str | None = None
     attributes: str | dict[str, str | int | float | bool] | None = Field(
         None, description='"color: red; size: xl" or {"color": "red", "size": "xl"}')
-    price: float | None = Field(None, ge=0, allow_inf_nan=False, description="logged, not used by the model")
+    price: float | None = Field(None, ge=0, allow_inf_nan=False,
+                                description="read by a ranker trained with train.product_features; always logged")
+    rating: float | None = Field(None, ge=0, allow_inf_nan=False,
+                                 description="average review rating; read by a ranker trained with train.product_features")
 
     @field_validator("id", "title")
     @classmethod
@@ -85,13 +88,13 @@ class Candidate(_Strict):
                                       {"n": len(value), "limit": LIMITS.max_id_chars})
         return value
 
-    def fields(self) -> dict[str, str | None]:
-        """Text fields in the form the ranker's pair encoder reads."""
+    def fields(self) -> dict[str, str | float | None]:
+        """Text fields and product features in the form the ranker's pair encoder reads."""
         attributes = self.attributes
         if isinstance(attributes, dict):
             attributes = "; ".join(f"{k}: {v}" for k, v in attributes.items())
         return {"title": self.title, "brand": self.brand, "category": self.category,
-                "attributes": attributes, "description": self.description}
+                "attributes": attributes, "description": self.description, "price": self.price, "rating": self.rating}
 
 
 class RankRequest(_Strict):

@@ -2,7 +2,7 @@
 
 Endpoints (schemas in :mod:`prodrank.serving.schemas`):
 
-- ``POST /rank``      {query, candidates: [{id, title, description?, brand?, category?, attributes?, price?}], top_k?}
+- ``POST /rank``      {query, candidates: [{id, title, description?, brand?, category?, attributes?, price?, rating?}], top_k?}
                       -> {request_id, model_version, results: [{id, rank, score, p_<task>..., truncated}]}
 - ``POST /feedback``  {request_id, product_id, event: click|add_to_cart|purchase} -> {status: "recorded", ...}
 - ``GET /metadata``   model tag, tasks, score formula, evaluation metrics, provenance, serving settings

@@ -28,6 +28,7 @@ from prodrank.config import Config, TrainConfig
 from prodrank.io import atomic_dir, atomic_path, write_json
 from prodrank.metrics import ndcg_at_k
 from prodrank.models.encoder import EncodedBatch, InputBudget, PairEncoder
+from prodrank.models.features import ProductFeatures
 from prodrank.models.losses import (
     LISTWISE_LOSSES,
     FixedTaskWeighting,
@@ -178,10 +179,11 @@ def _fingerprint(cfg: Config, paths: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def build_model(cfg: TrainConfig, init_dir: Path) -> tuple[CrossEncoderRanker, PairEncoder]:
+def build_model(cfg: TrainConfig, init_dir: Path, features: ProductFeatures | None = None
+                ) -> tuple[CrossEncoderRanker, PairEncoder]:
     encoder = BertModel.from_pretrained(init_dir, add_pooling_layer=False, use_safetensors=True)  # never pickle
     head = HeadConfig(
-        input_size=encoder.config.hidden_size,
+        input_size=encoder.config.hidden_size + (features.size if features else 0),
         tasks=tuple(t.name for t in cfg.tasks),
         architecture=cfg.architecture,
         n_experts=cfg.n_experts,
@@ -196,7 +198,7 @@ def build_model(cfg: TrainConfig, init_dir: Path) -> tuple[CrossEncoderRanker, P
     )
     tokenizer = AutoTokenizer.from_pretrained(init_dir)
     pair_encoder = PairEncoder(tokenizer, InputBudget(cfg.query_max_tokens, cfg.fields.model_dump()),
-                               with_sides=cfg.similarity_prior)
+                               with_sides=cfg.similarity_prior, features=features)
     pair_encoder.check_positions(encoder.config.max_position_embeddings)
     return CrossEncoderRanker(encoder, head), pair_encoder
 
@@ -247,7 +249,8 @@ def finetune(
     prepared_dir, init_dir, checkpoint_dir = Path(prepared_dir), Path(init_dir), Path(checkpoint_dir)
     tasks = tuple(t.name for t in tcfg.tasks)
 
-    products = product_fields(pd.read_parquet(prepared_dir / "catalog.parquet"))
+    catalog = pd.read_parquet(prepared_dir / "catalog.parquet")
+    products = product_fields(catalog)
     train, valid = load_split(prepared_dir, "train"), load_split(prepared_dir, "valid")
     grades = grade_range(train["interactions"], tcfg.tasks)
     train_groups = build_groups(train["interactions"], train["queries"], tcfg.tasks, tcfg.score_weights, grades)
@@ -261,7 +264,9 @@ def finetune(
     if not train_groups or not valid_groups:
         raise ValueError(f"need training and validation queries, got {len(train_groups)} and {len(valid_groups)}")
 
-    model, pair_encoder = build_model(tcfg, init_dir)
+    train_products = catalog["product_id"].isin({p for g in train_groups for p in g.product_ids})
+    features = ProductFeatures.fit(catalog[train_products], tcfg.product_features) if tcfg.product_features else None
+    model, pair_encoder = build_model(tcfg, init_dir, features)
     device = ctx.device
     objective = MultiTaskObjective(model, tcfg).to(device)
     optimizer = _optimizer(objective, tcfg)

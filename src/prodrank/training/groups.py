@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from prodrank.config import TaskConfig
-from prodrank.data.schema import CATALOG_TEXT_FIELDS
+from prodrank.data.schema import CATALOG_TEXT_FIELDS, PRODUCT_FEATURES
 
 
 @dataclass
@@ -67,8 +67,9 @@ def build_groups(
     return groups
 
 
-def product_fields(catalog: pd.DataFrame) -> dict[str, dict[str, str | None]]:
-    present = [f for f in CATALOG_TEXT_FIELDS if f in catalog.columns]
+def product_fields(catalog: pd.DataFrame) -> dict[str, dict[str, str | float | None]]:
+    """product id -> {text field: text, product feature: number}, None where unknown."""
+    present = [f for f in (*CATALOG_TEXT_FIELDS, *PRODUCT_FEATURES) if f in catalog.columns]
     frame = catalog[["product_id", *present]].astype(object).where(catalog[["product_id", *present]].notna(), None)
     return {row[0]: dict(zip(present, row[1:], strict=True)) for row in frame.itertuples(index=False)}
 
