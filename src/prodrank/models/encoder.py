@@ -8,7 +8,7 @@ the same products recur, and tokenising them once is the cheapest speed win.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -90,6 +90,10 @@ class PairEncoder:
         self._markers = {
             name: tokenizer(f"{name}:", add_special_tokens=False)["input_ids"] for name in FIELD_ORDER
         }
+
+    def use_product_cache(self, cache: MutableMapping[str, tuple[list[int], bool, list[float]]]) -> None:
+        """Cache product encodings in ``cache`` from now on (a service passes a bounded one)."""
+        self._product_cache = cache
 
     @property
     def max_length(self) -> int:

@@ -51,7 +51,7 @@ class HeadConfig:
 
 
 class Expert(nn.Module):
-    """A one-hidden-layer MLP over the [CLS] vector."""
+    """A one-hidden-layer MLP over the [CLS] vector (with the product features, when the ranker uses them)."""
 
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
@@ -66,7 +66,7 @@ class Expert(nn.Module):
 
 
 class Gate(nn.Module):
-    """Softmax weights over ``n_inputs`` experts, computed from the [CLS] vector."""
+    """Softmax weights over ``n_inputs`` experts, computed from the same input as the experts."""
 
     def __init__(self, config: HeadConfig, n_inputs: int) -> None:
         super().__init__()

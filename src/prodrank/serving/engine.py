@@ -116,9 +116,7 @@ class RankingEngine:
         self.max_batch_size = max_batch_size
         self.max_query_chars = max_query_chars
         self.max_field_chars = max_field_chars
-        encoder = self.ranker.pair_encoder
-        if isinstance(getattr(encoder, "_product_cache", None), dict):
-            encoder._product_cache = _BoundedCache(product_cache_size)
+        self.ranker.pair_encoder.use_product_cache(_BoundedCache(product_cache_size))
         self._lock = threading.Lock()  # the pair encoder's cache is not thread-safe
 
     @property
