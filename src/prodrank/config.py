@@ -429,10 +429,10 @@ def resolve(raw: dict[str, Any], profile: str | None = None) -> Config:
     raw = dict(raw)
     profiles = raw.pop("profiles", {}) or {}
     name = profile or raw.get("profile", "default")
-    if name != "default":
-        if name not in profiles:
-            raise ConfigError(f"profile: unknown profile {name!r}; known: {['default', *profiles]}")
-        raw = _merge(raw, profiles[name], Config)
+    if name in profiles:
+        raw = _merge(raw, profiles[name] or {}, Config)
+    elif name != "default":  # the top-level settings themselves; a profiles.default entry is optional
+        raise ConfigError(f"profile: unknown profile {name!r}; known: {sorted({'default', *profiles})}")
     raw["profile"] = name
     try:
         return Config.model_validate(raw)
