@@ -21,7 +21,8 @@ def candidates(products, ids):
     for pid in ids:
         p = products[pid]
         out.append({"id": pid, "title": p["title"], "brand": p.get("brand"), "category": p.get("category"),
-                    "attributes": p.get("attributes"), "description": p.get("description"), "price": 10.5})
+                    "attributes": p.get("attributes"), "description": p.get("description"),
+                    "price": p.get("price"), "rating": p.get("rating")})  # the model reads both
     return out
 
 
