@@ -5,7 +5,14 @@ import pandas as pd
 import pytest
 
 from prodrank.config import resolve
-from prodrank.evaluation.evaluate import GRADED, MODEL, ORACLE, compute_metrics, evaluation_targets
+from prodrank.evaluation.evaluate import (
+    GRADED,
+    MODEL,
+    ORACLE,
+    compute_metrics,
+    evaluation_targets,
+    paired_randomisation_test,
+)
 from prodrank.evaluation.report import claims, render
 
 
@@ -74,3 +81,17 @@ def test_expected_rate_targets_get_ndcg_only():
     assert set(auc[MODEL]) == {"click"}
     q1 = true_rows[(true_rows["query_id"] == "q1") & (true_rows["metric"] == "ndcg@1")]["value"].item()
     assert q1 == pytest.approx((2**0.2 - 1) / (2**0.6 - 1))  # b (0.2) ranked above a (0.6); gain 2^g - 1
+
+
+def test_the_paired_test_gives_one_comparison_one_p_value():
+    diff = np.random.default_rng(3).normal(0.01, 0.05, size=200)
+    first = paired_randomisation_test(diff, 1000, seed=7)
+    paired_randomisation_test(np.ones(50), 1000, seed=7)  # another comparison in between changes nothing
+    assert paired_randomisation_test(diff, 1000, seed=7) == first
+    assert paired_randomisation_test(-diff, 1000, seed=7) == first  # full - variant vs variant - full
+
+
+def test_the_paired_test_on_no_difference_and_on_a_consistent_one():
+    assert paired_randomisation_test(np.zeros(30), 999, seed=0) == 1.0  # every flip ties the observed 0
+    # 20 equal differences: only the all-plus and all-minus flips (2 in 2**20) reach |mean| = 0.1
+    assert paired_randomisation_test(np.full(20, 0.1), 999, seed=0) == pytest.approx(1 / 1000)

@@ -87,7 +87,6 @@ def ablation_table(evaluations: dict[str, Evaluation], cfg: Config) -> pd.DataFr
     """One row per variant and target: NDCG@k overall and on the vocabulary-gap slices,
     the difference to the full model and its paired-test p-value."""
     key = f"ndcg@{max(cfg.evaluate.ks)}"
-    rng = np.random.default_rng(cfg.seed)
     per_query = {name: _model_values(e, key) for name, e in evaluations.items()}
     rows = []
     for name, values in per_query.items():
@@ -98,7 +97,7 @@ def ablation_table(evaluations: dict[str, Evaluation], cfg: Config) -> pd.DataFr
             diff = (ours - full).dropna().to_numpy()
             row = {"variant": name, "target": target, key: float(ours.mean()), "queries": int(len(ours)),
                    "diff_vs_full": float(diff.mean()) if len(diff) else float("nan"),
-                   "p_value": paired_randomisation_test(diff, cfg.evaluate.bootstrap_samples, rng)
+                   "p_value": paired_randomisation_test(diff, cfg.evaluate.bootstrap_samples, cfg.seed)
                    if name != FULL and len(diff) else float("nan")}
             for _, s in slices[(slices["target"] == target) & (slices["method"] == MODEL)].iterrows():
                 row[f"{key}[{s['slice']}]"] = float(s[key])
@@ -119,7 +118,6 @@ def ablation_claims(evaluations: dict[str, Evaluation], cfg: Config) -> list[str
     scored on every target both models have. A claim holds on a target when the full model is
     better with p < 0.05 (paired sign-flip test, Δ = full − variant)."""
     key = f"ndcg@{max(cfg.evaluate.ks)}"
-    rng = np.random.default_rng(cfg.seed)
     full = _model_values(evaluations[FULL], key)
     queries = evaluations[FULL].queries
     gap_columns = [f"gap_{tag}" for tag in GAP_TAGS if f"gap_{tag}" in queries.columns]
@@ -145,7 +143,7 @@ def ablation_claims(evaluations: dict[str, Evaluation], cfg: Config) -> list[str
                     lines.append(f"- {claim} on {target} (vs {ablation.name}): no queries to test")
                     continue
                 diff = (ours[common] - theirs[common]).to_numpy()
-                p = paired_randomisation_test(diff, cfg.evaluate.bootstrap_samples, rng)
+                p = paired_randomisation_test(diff, cfg.evaluate.bootstrap_samples, cfg.seed)
                 verdict = "HOLDS" if diff.mean() > 0 and p < 0.05 else "DOES NOT HOLD"
                 lines.append(f"- **{claim} on {target} (vs {ablation.name}) — {verdict}**: "
                              f"Δ = {diff.mean():+.4f}, p = {p:.3g}, {len(diff)} queries")

@@ -108,10 +108,14 @@ def bootstrap_ci(values: np.ndarray, samples: int, rng: np.random.Generator) -> 
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def paired_randomisation_test(diff: np.ndarray, samples: int, rng: np.random.Generator) -> float:
-    """Two-sided p-value of mean(diff) under random sign flips (Fisher's paired test)."""
+def paired_randomisation_test(diff: np.ndarray, samples: int, seed: int) -> float:
+    """Two-sided p-value of mean(diff) under random sign flips (Fisher's paired test).
+
+    Each call draws its flips from its own generator seeded with ``seed``, so one comparison
+    gets one p-value wherever it is reported (the evaluation summary, the ablation table, the
+    claims), whatever was tested before it; ``-diff`` gets the same p-value as ``diff``."""
     observed = abs(diff.mean())
-    signs = rng.choice([-1.0, 1.0], size=(samples, len(diff)))
+    signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(samples, len(diff)))
     null = np.abs((signs * diff).mean(axis=1))
     return float((1 + (null >= observed - 1e-15).sum()) / (samples + 1))
 
@@ -141,7 +145,7 @@ def summarise(evaluation: Evaluation, cfg: Config) -> dict:
             diff = (both[MODEL] - both[method]).to_numpy()
             summary["significance"].setdefault(method, {})[f"{target}.{key}"] = {
                 "diff": float(diff.mean()),
-                "p_value": paired_randomisation_test(diff, ecfg.bootstrap_samples, rng),
+                "p_value": paired_randomisation_test(diff, ecfg.bootstrap_samples, cfg.seed),
                 "queries": int(len(diff)),
             }
     return summary
