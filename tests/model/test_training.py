@@ -97,17 +97,22 @@ def trained(request, prepared_dir, tiny_init_dir, tmp_path):
     return out / "ranker", product_fields(pd.read_parquet(prepared_dir / "catalog.parquet"))
 
 
-def test_product_features_reach_the_head_and_unknown_values_are_allowed(prepared_dir, tiny_init_dir, tmp_path):
+def test_product_features_reach_the_head_and_an_unknown_value_scores_as_the_average(prepared_dir, tiny_init_dir,
+                                                                                   tmp_path):
     _, out = run(config(max_steps=4, product_features=["price"]), prepared_dir, tiny_init_dir, tmp_path)
     ranker = load_ranker(out / "ranker")
     assert ranker.pair_encoder.features.names == ("price",)
     # the statistics come from the training products: prices 10..17, one per kind
     assert ranker.pair_encoder.features.mean[0] == pytest.approx(np.log1p(np.arange(10.0, 18.0)).mean())
     text = {"title": "acme red sofa", "brand": "acme", "category": "Furniture"}
-    products = {"cheap": {**text, "price": 10.0}, "dear": {**text, "price": 500.0}, "unknown": {**text, "price": None}}
-    scores = ranker.score(["red sofa"] * 3, list(products), products)["score"]
-    assert np.isfinite(scores).all()
-    assert len(set(scores.round(7))) == 3  # same text, different price (or none): the head sees it
+    average = float(np.expm1(ranker.pair_encoder.features.mean[0]))  # z = 0
+    products = {"cheap": {**text, "price": 10.0}, "dear": {**text, "price": 500.0},
+                "average": {**text, "price": average}, "unknown": {**text, "price": None}}
+    scores = ranker.score(["red sofa"] * 4, list(products), products)["score"]
+    assert len(set(scores[:3].round(7))) == 3  # same text, different price: the head sees it
+    # every training product had a price, so the missing flag never fired and its weights
+    # stayed 0: an unknown price is the average price, not a random shift
+    assert scores[3] == pytest.approx(scores[2], abs=1e-6)
 
 
 def test_saved_model_reloads_and_scores_identically(trained, tmp_path):

@@ -41,6 +41,7 @@ class HeadConfig:
     score_weights: dict[str, float] = field(default_factory=dict)
     similarity_prior: bool = False
     similarity_scale: float = 5.0
+    missing_flags: int = 0  # the last inputs: one "value unknown" flag per product feature
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,13 +51,26 @@ class HeadConfig:
         return cls(**{**data, "tasks": tuple(data["tasks"])})
 
 
+def input_layer(config: HeadConfig, out_size: int) -> nn.Linear:
+    """The head's first layer over ``[CLS]`` (and the product features).
+
+    The weights of the missing-value flags start at 0. A flag that training never sets gets
+    no gradient and stays 0, so a product whose price is unknown scores as one with the
+    average price (z = 0), never through random weights. A flag that training does set learns
+    its weight like any other input."""
+    layer = nn.Linear(config.input_size, out_size)
+    with torch.no_grad():
+        layer.weight[:, config.input_size - config.missing_flags:].zero_()
+    return layer
+
+
 class Expert(nn.Module):
     """A one-hidden-layer MLP over the [CLS] vector (with the product features, when the ranker uses them)."""
 
     def __init__(self, config: HeadConfig) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(config.input_size, config.expert_hidden),
+            input_layer(config, config.expert_hidden),
             nn.GELU(),
             nn.Dropout(config.dropout),
         )
@@ -70,7 +84,7 @@ class Gate(nn.Module):
 
     def __init__(self, config: HeadConfig, n_inputs: int) -> None:
         super().__init__()
-        self.proj = nn.Linear(config.input_size, n_inputs)
+        self.proj = input_layer(config, n_inputs)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # [B, H] -> [B, n_inputs]
         return torch.softmax(self.proj(hidden), dim=-1)

@@ -195,6 +195,7 @@ def build_model(cfg: TrainConfig, init_dir: Path, features: ProductFeatures | No
         score_weights=dict(cfg.score_weights),
         similarity_prior=cfg.similarity_prior,
         similarity_scale=cfg.similarity_scale,
+        missing_flags=len(features.names) if features else 0,
     )
     tokenizer = AutoTokenizer.from_pretrained(init_dir)
     pair_encoder = PairEncoder(tokenizer, InputBudget(cfg.query_max_tokens, cfg.fields.model_dump()),
