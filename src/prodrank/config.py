@@ -2,7 +2,8 @@
 
 ``params.yaml`` holds the default settings at the top level and named override sets under
 ``profiles``; the ``profile`` key selects one (``--profile`` on the command line overrides it; DVC
-tracks only the key, so pipelines switch profile with ``dvc exp run -S profile=tiny``). The
+tracks the key and ``profiles.<profile>``, so pipelines switch profile with ``dvc exp run -S
+profile=tiny`` and editing another profile reruns nothing). The
 merged mapping is validated by pydantic with ``extra="forbid"``, so an unknown or
 ill-typed key fails with a message that names its full dotted path.
 """
@@ -188,6 +189,8 @@ class TrainConfig(Section):
                 raise ValueError(f"weight given for unknown task {key!r}; tasks are {names}")
         if self.chaining and any(t.kind != "binary" for t in self.tasks):
             raise ValueError("chaining needs binary tasks only")
+        if len(set(self.product_features)) != len(self.product_features):
+            raise ValueError(f"product_features must name each feature once, got {list(self.product_features)}")
         return self
 
 

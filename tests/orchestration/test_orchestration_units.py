@@ -188,6 +188,30 @@ def test_validation_rejects_a_bad_drop_and_sets_it_aside(tmp_path, monkeypatch):
     assert (tmp_path / "validation" / "summary.json").exists()
 
 
+def test_a_drop_without_a_configured_product_feature_is_rejected_before_training(tmp_path, monkeypatch):
+    from prodrank.data.ingest import InputFormatError
+    from prodrank.orchestration.retrain import validate_data
+
+    monkeypatch.chdir(PROJECT_ROOT)
+    folder = tmp_path / "incoming" / "no-ratings"
+    folder.mkdir(parents=True)
+    tables = tiny_tables()
+    tables["catalog"]["price"] = [10.0, 20.0, 30.0]  # prices, but no rating column
+    drops.export_impressions(tables).to_parquet(folder / "interactions.parquet", index=False)
+    tables["catalog"].to_parquet(folder / "catalog.parquet", index=False)
+    cfg = resolve({"train": {"product_features": ["price", "rating"]}})
+    with pytest.raises(InputFormatError, match=r"no value of \['rating'\], which train.product_features reads"):
+        validate_data.fn(drops.inspect_drop(folder), cfg, tmp_path / "validation")
+    assert (tmp_path / "incoming" / drops.REJECTED / "no-ratings" / "REJECTED.txt").exists()
+    # the same files serve a price-only ranker
+    (tmp_path / "incoming" / "ok").mkdir()
+    for name in ("interactions.parquet", "catalog.parquet"):
+        (tmp_path / "incoming" / drops.REJECTED / "no-ratings" / name).rename(tmp_path / "incoming" / "ok" / name)
+    counts = validate_data.fn(drops.inspect_drop(tmp_path / "incoming" / "ok"),
+                              resolve({"train": {"product_features": ["price"]}}), tmp_path / "validation")
+    assert counts["catalog"] == 3
+
+
 def test_serving_logs_become_impressions_with_their_feedback(tmp_path):
     log_dir = tmp_path / "logs"
     log_dir.mkdir()

@@ -53,6 +53,7 @@ def test_probes_and_metadata(server):
     status, meta = http("GET", server["url"] + "/metadata")
     assert status == 200 and meta["model_tag"] == server["tag"] and meta["ready"]
     assert meta["tasks"] == ["click", "add_to_cart", "purchase"]
+    assert meta["product_features"] == ["price", "rating"]  # the fixture model reads both
     assert meta["metrics"]["click.ndcg@10"] == pytest.approx(0.81) and len(meta["params_hash"]) == 64
     assert meta["serving"]["max_candidates"] == 50 and meta["serving"]["warmup_ms"] > 0
 

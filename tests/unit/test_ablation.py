@@ -48,6 +48,15 @@ def test_pretraining_claim_is_scored_on_gap_queries_only_and_multitask_on_shared
     assert "40 queries" in multitask and "ple" not in " ".join(lines)
 
 
+def test_the_pretraining_claim_is_not_tested_when_the_full_model_is_not_pretrained():
+    base = np.linspace(0.4, 0.6, 40)
+    evaluations = {FULL: evaluation({"click": base + 0.05}), "no_domain_pretraining": evaluation({"click": base})}
+    for off in ({"enabled": False}, {"steps": 0}):
+        cfg = resolve({**CFG.model_dump(exclude={"pretrain"}), "pretrain": off})
+        (line,) = ablation_claims(evaluations, cfg)
+        assert "not tested" in line and "HOLDS" not in line
+
+
 def test_a_variant_that_is_better_makes_the_claim_fail():
     base = np.linspace(0.4, 0.6, 40)
     evaluations = {FULL: evaluation({"click": base}), "single_task_click": evaluation({"click": base + 0.02})}

@@ -22,6 +22,8 @@ def test_defaults_and_profile_overrides_merge_sections_but_replace_values():
     ({"split": {"test_fraction": 0.9}}, "split.test_fraction: Input should be less than 0.5"),
     ({"train": {"score_weights": {"buy": 1.0}}}, "unknown task 'buy'"),
     ({"pretrain": {"scratch": {"hidden_size": 30, "num_attention_heads": 4}}}, "multiple of num_attention_heads"),
+    ({"train": {"product_features": ["price", "price"]}}, "train: Value error, product_features must name each"),
+    ({"train": {"product_features": ["colour"]}}, "train.product_features.0: Input should be 'price' or 'rating'"),
 ])
 def test_bad_keys_fail_naming_the_key(raw, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):

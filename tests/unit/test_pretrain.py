@@ -7,7 +7,14 @@ import torch
 from transformers import AutoTokenizer
 
 from prodrank.config import PretrainConfig
-from prodrank.training.pretrain import DomainCorpus, domain_corpus, engaged_pairs, minilm_path, segment_ids
+from prodrank.training.pretrain import (
+    DomainCorpus,
+    domain_corpus,
+    engaged_pairs,
+    mask_tokens,
+    minilm_path,
+    segment_ids,
+)
 
 
 def test_engaged_pairs_keep_each_querys_most_engaged_product(prepared_dir):
@@ -62,3 +69,14 @@ def test_segment_ids_match_the_cross_encoders_token_types():
     assert torch.equal(types[0], as_pair["token_type_ids"][0])
     # a single text stays segment 0
     assert int(types[1][encoded["attention_mask"][1].bool()].sum()) == 0
+
+
+def test_masking_never_picks_the_separator_written_in_a_pair():
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    encoded = tokenizer(["red sofa [SEP] acme red sofa"] * 200, return_tensors="pt")
+    sep = encoded["input_ids"][0].tolist().index(tokenizer.sep_token_id)  # the written one, not the last
+    for whole_words in (True, False):
+        cfg = PretrainConfig(mask_prob=0.5, whole_word_masking=whole_words)
+        _, labels = mask_tokens(encoded, tokenizer, cfg, np.random.default_rng(0))
+        assert (labels[:, sep] == -100).all()
+        assert (labels[:, 1] != -100).any()  # the words around it are masked

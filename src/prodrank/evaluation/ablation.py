@@ -129,7 +129,10 @@ def ablation_claims(evaluations: dict[str, Evaluation], cfg: Config) -> list[str
             continue
         variant = _model_values(evaluations[ablation.name], key)
         tested = []
-        if not ablation.domain_pretraining:
+        if not ablation.domain_pretraining and not (cfg.pretrain.enabled and cfg.pretrain.steps):
+            lines.append(f"- domain pretraining (vs {ablation.name}): not tested, the full model is not "
+                         "domain-pretrained either (pretrain.enabled is false or pretrain.steps is 0)")
+        elif not ablation.domain_pretraining:
             tested.append((f"domain pretraining improves {key} on vocabulary-gap queries", gap_queries))
         if {task.name for task in ablation_train(cfg.train, ablation).tasks} < all_tasks:
             tested.append((f"multi-task learning improves {key}", None))

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from prodrank.data.schema import CATALOG_TEXT_FIELDS
 from prodrank.models.features import ProductFeatures
 
-FIELD_ORDER = ("title", "brand", "category", "attributes", "description")
+FIELD_ORDER = CATALOG_TEXT_FIELDS  # the order of the product side: "title: ... brand: ..."
 
 
 @dataclass(frozen=True)

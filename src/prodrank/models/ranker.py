@@ -82,7 +82,7 @@ class LoadedRanker:
         self,
         queries: Sequence[str],
         product_ids: Sequence[str],
-        products: Mapping[str, Mapping[str, str | None]],
+        products: Mapping[str, Mapping[str, str | float | None]],
         batch_size: int = 64,
     ) -> dict[str, np.ndarray]:
         """Score pairs; returns {"score": [N], "<task>": p_task [N], "truncated": [N]}.

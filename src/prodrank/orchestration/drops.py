@@ -144,12 +144,21 @@ def load_drop(drop: Drop) -> dict[str, pd.DataFrame]:
 
 def validate_drop(drop: Drop, cfg: Config, reports_dir: str | Path):
     """Load the drop and run the GX suites on it (reports in ``reports_dir``); raises
-    ``DataValidationError`` (or the adapter's ``InputFormatError``) when it is not usable."""
+    ``DataValidationError`` (or the adapter's ``InputFormatError``) when it is not usable,
+    including a catalogue without any value of a product feature the ranker is configured to
+    read (``train.product_features``), which would otherwise fail only at training time."""
+    from prodrank.data.ingest import InputFormatError
     from prodrank.data.validate import check, validate_tables
 
     tables = load_drop(drop)
     report = validate_tables(tables, paths.SUITES, reports_dir, cfg.validation.max_example_rows)
     check(report)
+    catalog = tables["catalog"]
+    unusable = [name for name in cfg.train.product_features
+                if name not in catalog.columns or pd.to_numeric(catalog[name], errors="coerce").notna().sum() == 0]
+    if unusable:
+        raise InputFormatError(f"the drop's catalogue has no value of {unusable}, which train.product_features "
+                               "reads: add the column, or set train.product_features to the features it has")
     return {name: len(frame) for name, frame in tables.items()}
 
 

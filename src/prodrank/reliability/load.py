@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 import numpy as np
 import psutil
 
+from prodrank.data.schema import CATALOG_TEXT_FIELDS, PRODUCT_FEATURES
 from prodrank.serving.request_log import log_files
 
 
@@ -238,10 +239,11 @@ def audit_log(log_dir: str | Path, acknowledged: list[str],
 
 def rank_bodies(catalog, queries: list[str], n: int, candidates: int, seed: int = 0) -> list[bytes]:
     """``n`` /rank bodies: a query and ``candidates`` products drawn from ``catalog`` (the
-    prepared catalogue table), with every field the service accepts."""
+    prepared catalogue table), with every field the service accepts that the catalogue has."""
     rng = np.random.default_rng(seed)
-    fields = ["title", "brand", "category", "attributes", "description"]
-    rows = catalog[["product_id", *fields, "price"]].to_dict("records")
+    fields = list(CATALOG_TEXT_FIELDS)
+    numeric = [f for f in PRODUCT_FEATURES if f in catalog.columns]
+    rows = catalog[["product_id", *fields, *numeric]].to_dict("records")
     bodies = []
     for _ in range(n):
         picked = rng.choice(len(rows), size=min(candidates, len(rows)), replace=False)
@@ -249,8 +251,7 @@ def rank_bodies(catalog, queries: list[str], n: int, candidates: int, seed: int 
         for j in picked:
             row = rows[int(j)]
             item = {"id": str(row["product_id"]), **{f: str(row[f]) for f in fields if isinstance(row[f], str) and row[f]}}
-            if row["price"] == row["price"]:  # not NaN
-                item["price"] = float(row["price"])
+            item.update({f: float(row[f]) for f in numeric if row[f] == row[f]})  # not NaN
             items.append(item)
         bodies.append(json.dumps({"query": str(queries[int(rng.integers(len(queries)))]), "candidates": items}).encode())
     return bodies

@@ -258,6 +258,8 @@ def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config) 
         "chaining": head.get("chaining"),
         "score_formula": "sum_t score_weight_t * p_t",
         "input_budget": ranker_meta.get("input_budget"),
+        # numeric fields a /rank candidate should carry besides its text ([]: none)
+        "product_features": (ranker_meta.get("product_features") or {}).get("names", []),
         "metrics": metrics_summary(metrics),
         "params_hash": params_hash(cfg),
         "profile": cfg.profile,

@@ -144,11 +144,16 @@ def starting_point(cfg: PretrainConfig, texts: list[str], budget: InputBudget) -
 def mask_tokens(
     encoded: dict, tokenizer: PreTrainedTokenizerBase, cfg: PretrainConfig, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT masking (80 % [MASK], 10 % random, 10 % kept), by word or by token."""
+    """BERT masking (80 % [MASK], 10 % random, 10 % kept), by word or by token.
+
+    Structure tokens written in the text, such as the ``[SEP]`` of a ``query [SEP] product``
+    pair, are never masked: the cross-encoder never has to predict them."""
     input_ids = encoded["input_ids"].clone()
     labels = torch.full_like(input_ids, -100)
+    structure = {tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id}
     for row in range(input_ids.shape[0]):
-        word_ids = encoded.word_ids(row)
+        word_ids = [None if int(token) in structure else w
+                    for token, w in zip(encoded["input_ids"][row], encoded.word_ids(row), strict=True)]
         units = sorted({w for w in word_ids if w is not None}) if cfg.whole_word_masking else [
             i for i, w in enumerate(word_ids) if w is not None
         ]
