@@ -21,6 +21,11 @@ FAST_PARAMS = {
     "profile": "tiny",
     "pretrain.enabled": False,
     "profiles.tiny.train.max_steps": 15,
+    # text only: these tests check the flow's decisions, and in 15 steps the price and rating
+    # inputs (random weights at the start) left the inverted-label challenger below random on
+    # its own split, so it failed its gate before the benchmark comparison under test. The
+    # feature path is covered by tests/model and tests/serving.
+    "train.product_features": [],
     "evaluate.baselines": ["random", "production"],
     "evaluate.bootstrap_samples": 20,
 }

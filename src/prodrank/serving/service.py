@@ -271,6 +271,7 @@ class ProdrankRanker:
             "score_weights": meta.get("score_weights"),
             "score_formula": meta.get("score_formula"),
             "architecture": meta.get("architecture"),
+            "product_features": meta.get("product_features", []),  # numeric fields to send per candidate
             "metrics": meta.get("metrics"),
             "params_hash": meta.get("params_hash"),
             "git_revision": meta.get("git_revision"),
