@@ -315,6 +315,7 @@ class DriftChecks(Section):
     category: DriftCheck = _cat()  # candidate: catalogue category ("(unknown)" when not in monitoring.catalogs)
     brand: DriftCheck = _cat()  # candidate
     price: DriftCheck = _num()  # candidate: the price sent with the request
+    rating: DriftCheck = _num()  # candidate: the rating sent with the request
     unseen_product: DriftCheck = _cat()  # candidate: "new" when the id is not in the reference catalogue
     # prediction drift
     score: DriftCheck = _num()  # candidate: sum_t w_t p_t

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from prodrank.monitoring.bench import write_log
+from prodrank.monitoring.features import Context, from_log, load_catalogs
 from prodrank.monitoring.logwindow import read_window, request_hash, window_name
 from prodrank.serving.request_log import RequestLog, read_log
 
@@ -72,11 +74,15 @@ def test_the_services_own_log_is_read(tmp_path):
         writer.write({"kind": "request", "request_id": f"{i:032x}", "timestamp": f"2026-11-01T00:00:0{i}.000000+00:00",
                       "model_version": "m:1", "query": "q", "top_k": None, "candidate_ids": ["P1", "P2"],
                       "positions": [1, 2], "scores": {"score": [0.2, 0.1]}, "truncated_ids": [], "prices": [1.0, None],
-                      "latency_ms": 1.0})
+                      **({} if i == 2 else {"ratings": [None, 4.5]}), "latency_ms": 1.0})  # 2: an older record
     writer.write({"kind": "feedback", "request_id": f"{1:032x}", "timestamp": "2026-11-01T00:00:09.000000+00:00",
                   "model_version": "m:1", "product_id": "P2", "event": "click", "position": 2})
     writer.close()
     window = read_window(tmp_path, "2026-11-01T00:00:01", "2026-11-01T00:00:04")
     assert list(window.requests["request_id"]) == [f"{i:032x}" for i in (1, 2, 3)]
     assert list(window.feedback["event"]) == ["click"]
+    catalog, _, _ = load_catalogs([])
+    cand = from_log(window.requests, window.feedback, Context(catalog, frozenset(), None, None, "words"), 10).candidates
+    np.testing.assert_array_equal(cand["price"], [1.0, np.nan] * 3)  # the values sent; null -> NaN
+    np.testing.assert_array_equal(cand["rating"], [np.nan, 4.5, np.nan, np.nan, np.nan, 4.5])
     assert window_name(pd.Timestamp("2026-11-01T00:00:01Z"), None) == "20261101T000001Z--open"

@@ -22,7 +22,7 @@ HOUR = timedelta(hours=1)
 
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory):
-    """Hour 0: reference; hour 1: same traffic; hour 2: shifted (longer queries, prices, scores)."""
+    """Hour 0: reference; hour 1: same traffic; hour 2: shifted (longer queries, prices, ratings, scores)."""
     directory = tmp_path_factory.mktemp("drift-log")
     write_log(directory, 1200, START, 3600, seed=1)
     write_log(directory, 1200, START + HOUR, 3600, seed=2)
@@ -49,7 +49,7 @@ def test_same_traffic_is_no_drift_and_shifted_traffic_drifts_on_the_shifted_chec
     same, shifted, _ = reports
     assert same["verdict"] == "no drift" and same["drifted_checks"] == []
     assert shifted["verdict"] == "drift"
-    assert {"query_chars", "query_tokens", "price", "score", "top1_score"} <= set(shifted["drifted_checks"])
+    assert {"query_chars", "query_tokens", "price", "rating", "score", "top1_score"} <= set(shifted["drifted_checks"])
     assert "candidate_count" not in shifted["drifted_checks"] and "category" not in shifted["drifted_checks"]
     assert "unseen_product" not in {r["check"] for r in shifted["checks"] if r["statistic"] is not None}  # no catalogue
 
@@ -165,6 +165,7 @@ def test_evaluation_reference_takes_inputs_from_all_splits_and_predictions_from_
     drawn = rng.choice(weight.index.to_numpy(), size=600, p=(weight / weight.sum()).to_numpy())
     text = dict(zip(pairs["query_id"], pairs["query"], strict=False))
     price = dict(zip(catalog["product_id"], catalog["price"], strict=True))
+    rating = dict(zip(catalog["product_id"], catalog["rating"], strict=True))
     writer = RequestLog(tmp_path / "logs", fsync_seconds=0.1)
     for i, qid in enumerate(drawn):
         q = {"query": text[qid]}
@@ -175,7 +176,8 @@ def test_evaluation_reference_takes_inputs_from_all_splits_and_predictions_from_
                       "candidate_ids": ids, "positions": list(range(1, len(ids) + 1)),
                       "scores": {"score": score.tolist(), **{f"p_{t}": (score / 2).tolist()
                                                              for t in ("click", "add_to_cart", "purchase")}},
-                      "truncated_ids": [], "prices": [price[p] for p in ids], "latency_ms": 1.0})
+                      "truncated_ids": [], "prices": [price[p] for p in ids],
+                      "ratings": [rating[p] for p in ids], "latency_ms": 1.0})
     writer.close()
     cfg = apply_overrides(resolve({}), {"log_dir": str(tmp_path / "logs"), "min_requests": 100,
                                         "catalogs": ["data/prepared/catalog.parquet"]})
@@ -183,7 +185,7 @@ def test_evaluation_reference_takes_inputs_from_all_splits_and_predictions_from_
     assert summary["reference"]["kind"] == "evaluation" and summary["reference"]["inputs"].startswith("all splits")
     by = {r["check"]: r for r in summary["checks"]}
     assert "(unknown)" not in by["category"]["reference_top"] and by["unseen_product"]["statistic"] == 0
-    for name in ("query_chars", "candidate_count", "category", "price"):  # the same query mix
+    for name in ("query_chars", "candidate_count", "category", "price", "rating"):  # the same query mix
         assert not by[name]["drift"], by[name]
     assert by["score"]["drift"]  # live scores (0.2..0.53) vs evaluation scores (0..1)
     assert summary["quality"]["comparable_with_reference"] is False

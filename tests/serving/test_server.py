@@ -146,7 +146,7 @@ def test_bentoml_build_offline_packs_the_champion(server):
     assert "torch==2.13.0" in (bento / "env" / "python" / "requirements.txt").read_text()
 
 
-def test_sigterm_by_pid_loses_no_record(server):
+def test_sigterm_by_pid_loses_no_record(server, serving_data):
     """Runs last: stops the server by PID; the log is drained, flushed and fsynced on shutdown."""
     burst = []
     for i in range(15):  # a burst right before the stop
@@ -165,6 +165,11 @@ def test_sigterm_by_pid_loses_no_record(server):
     assert sorted(p for p in row["positions"] if p is not None) == [1, 2] and row["positions"].count(None) == 1
     assert set(row["scores"]) == {"score", "p_click", "p_add_to_cart", "p_purchase"} and row["latency_ms"] > 0
     assert row["model_version"] == server["tag"]
+    first = requests[requests["request_id"] == SERVED[0]].iloc[0]  # the product inputs as sent, for drift checks
+    products = serving_data["products"]
+    assert first["prices"] == [products[p].get("price") for p in first["candidate_ids"]]
+    assert first["ratings"] == [products[p].get("rating") for p in first["candidate_ids"]]
+    assert row["ratings"] == [None, None, None]
     assert list(feedback["request_id"]) == [rid] and feedback.iloc[0]["product_id"] == shown
     assert feedback.iloc[0]["position"] == 2
     assert feedback.iloc[0]["event"] == "add_to_cart"

@@ -6,7 +6,7 @@
 :func:`write_log` writes records in exactly the service's format (``request_log.RequestLog``:
 same keys in the same order, ``json.dumps`` defaults, files rotated at ``rotate_bytes``), with
 feedback events for a share of the requests. ``shift`` moves the distributions (longer queries,
-higher prices, lower scores) to make a drifted window.
+higher prices, lower ratings, lower scores) to make a drifted window.
 
 The measurement runs :func:`prodrank.monitoring.monitor.run_monitor` with a log reference window
 (the first hour: ``--reference-requests``) and the rest (``--requests``, the next two hours,
@@ -58,6 +58,7 @@ def write_log(log_dir: str | Path, n_requests: int, start: datetime | None = Non
             n_words = np.clip(rng.poisson(2.5 + 2 * shift, m), 1, 12)
             scores = rng.beta(2, 5 + 3 * shift, (m, candidates))
             prices = np.round(np.exp(rng.normal(3.5 + shift, 0.8, (m, candidates))), 2)
+            ratings = np.round(np.clip(rng.normal(4.2 - shift, 0.5, (m, candidates)), 1, 5), 1)
             lines = []
             for j in range(m):
                 i = lo + j
@@ -75,7 +76,8 @@ def write_log(log_dir: str | Path, n_requests: int, start: datetime | None = Non
                           "scores": {"score": np.round(p_click * 1.6, 6).tolist(), "p_click": np.round(p_click, 6).tolist(),
                                      "p_add_to_cart": np.round(p_click * 0.3, 6).tolist(),
                                      "p_purchase": np.round(p_click * 0.1, 6).tolist()},
-                          "truncated_ids": [], "prices": prices[j].tolist(), "latency_ms": 12.5}
+                          "truncated_ids": [], "prices": prices[j].tolist(), "ratings": ratings[j].tolist(),
+                          "latency_ms": 12.5}
                 lines.append((ts, json.dumps(record, ensure_ascii=False).encode() + b"\n"))
                 if rng.random() < feedback_share:
                     k = int(order[min(int(rng.geometric(0.4)) - 1, candidates - 1)])

@@ -4,8 +4,8 @@ Every window (the reference and the current one) becomes the same two tables:
 
 ``requests``   one row per request: ``query_chars``, ``query_tokens``, ``query_oov_share``,
                ``candidate_count``, ``top1_score``, ``score_gap``, ``model_version``.
-``candidates`` one row per (request, candidate): ``product_id``, ``price``, ``category``,
-               ``brand``, ``unseen_product``, ``score``, ``p_<task>``, ``rank`` (the served
+``candidates`` one row per (request, candidate): ``product_id``, ``price``, ``rating`` (the
+               values sent with the request), ``category``, ``brand``, ``unseen_product``, ``score``, ``p_<task>``, ``rank`` (the served
                position; candidates cut by ``top_k`` continue the order by score) and, where
                feedback exists, ``target_<task>`` (1 if the shopper did that on the result).
 
@@ -35,7 +35,8 @@ UNKNOWN = "(unknown)"
 EVENTS = {"click": "click", "add_to_cart": "add_to_cart", "purchase": "purchase"}  # feedback event per task
 _WORD = re.compile(r"[a-z0-9]+")
 REQUEST_COLUMNS = ("query_chars", "query_tokens", "query_oov_share", "candidate_count", "top1_score", "score_gap")
-CANDIDATE_NUMERIC = ("price", "score")
+PRODUCT_INPUTS = {"price": "prices", "rating": "ratings"}  # monitored product feature -> its list in the log
+CANDIDATE_NUMERIC = (*PRODUCT_INPUTS, "score")
 CANDIDATE_CATEGORICAL = ("category", "brand", "unseen_product")
 
 
@@ -84,7 +85,7 @@ def load_catalogs(paths: list[str | Path], root: Path = Path(".")) -> tuple[pd.D
             missing.append(str(p))
     if not frames:
         return pd.DataFrame(columns=["product_id", "title", "description", "brand", "category", "attributes",
-                                     "price"]).set_index("product_id", drop=False), read, missing
+                                     *PRODUCT_INPUTS]).set_index("product_id", drop=False), read, missing
     catalog = pd.concat(frames, ignore_index=True)
     catalog["product_id"] = catalog["product_id"].astype(str)
     catalog = catalog.drop_duplicates("product_id", keep="last").set_index("product_id", drop=False)
@@ -168,7 +169,7 @@ def request_rows(query: list[str], ctx: Context) -> dict[str, np.ndarray]:
 def from_log(requests: pd.DataFrame, feedback: pd.DataFrame, ctx: Context, gap_k: int) -> WindowFeatures:
     """Features of logged requests and their feedback events."""
     n = len(requests)
-    cand_cols: dict[str, list] = {"request_id": [], "product_id": [], "price": [], "rank": []}
+    cand_cols: dict[str, list] = {"request_id": [], "product_id": [], **{c: [] for c in PRODUCT_INPUTS}, "rank": []}
     score_cols: dict[str, list] = {}
     top1 = np.full(n, np.nan)
     gap = np.full(n, np.nan)
@@ -184,11 +185,12 @@ def from_log(requests: pd.DataFrame, feedback: pd.DataFrame, ctx: Context, gap_k
         if m:
             top1[i] = ordered[0]
             gap[i] = ordered[0] - ordered[min(gap_k, m) - 1]
-        prices = list(row.prices) if isinstance(row.prices, list | tuple | np.ndarray) and len(row.prices) == m \
-            else [None] * m
         cand_cols["request_id"].extend([row.request_id] * m)
         cand_cols["product_id"].extend(ids)
-        cand_cols["price"].extend(np.nan if p is None else float(p) for p in prices)
+        for column, field in PRODUCT_INPUTS.items():  # a log without the list (older records): NaN
+            values = getattr(row, field)
+            values = list(values) if isinstance(values, list | tuple | np.ndarray) and len(values) == m else [None] * m
+            cand_cols[column].extend(np.nan if v is None else float(v) for v in values)
         cand_cols["rank"].extend(rank.tolist())
         for key in set(score_cols) | set(scores):
             if key not in score_cols:  # a key first seen now: NaN for the candidates before
@@ -252,7 +254,7 @@ def _query_features(texts: pd.Series, ctx: Context) -> pd.DataFrame:
 
 
 def from_predictions(predictions: pd.DataFrame, ctx: Context, gap_k: int, n_requests: int,
-                     traffic: pd.Series | None = None, seed: int = 0, prices: pd.Series | None = None,
+                     traffic: pd.Series | None = None, seed: int = 0, products: pd.DataFrame | None = None,
                      inputs: pd.DataFrame | None = None) -> WindowFeatures:
     """The evaluation-time reference.
 
@@ -268,7 +270,8 @@ def from_predictions(predictions: pd.DataFrame, ctx: Context, gap_k: int, n_requ
     fifth of the queries) would be a noisy sample of the query mix: on the tiny profile (30 test
     queries) control traffic was flagged on every query feature against it. Without ``inputs``,
     the input columns come from the test split too. Rows of one part have the other part's
-    columns empty (NaN), which Evidently drops per column.
+    columns empty (NaN), which Evidently drops per column. ``products`` (indexed by product_id)
+    holds the price and rating of each candidate; without it, ``ctx.catalog``.
     """
     rng = np.random.default_rng(seed)
     preds = predictions.copy()
@@ -276,7 +279,7 @@ def from_predictions(predictions: pd.DataFrame, ctx: Context, gap_k: int, n_requ
     tasks = tuple(c[2:] for c in preds.columns if c.startswith("p_"))
     preds = preds.sort_values(["query_id", "score"], ascending=[True, False], kind="stable")
     groups = {qid: g for qid, g in preds.groupby("query_id", sort=True)}
-    price_map = prices if prices is not None else (ctx.catalog["price"] if "price" in ctx.catalog.columns else None)
+    products = products if products is not None else ctx.catalog
 
     def build(drawn: np.ndarray, groups: dict[str, pd.DataFrame], prefix: str, with_scores: bool
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -328,10 +331,11 @@ def from_predictions(predictions: pd.DataFrame, ctx: Context, gap_k: int, n_requ
     req["candidate_count"] = req["candidate_count"].astype(float)
     req["model_version"] = "evaluation"
     req["timestamp"] = pd.NaT
-    cand["price"] = cand["product_id"].map(price_map).astype(float) if price_map is not None else np.nan
+    for column in PRODUCT_INPUTS:
+        cand[column] = cand["product_id"].map(products[column]).astype(float) if column in products.columns else np.nan
     cand = _with_catalog(cand, ctx)
     blank = cand.pop("blank_inputs").to_numpy(dtype=bool)
-    cand.loc[blank, "price"] = np.nan
+    cand.loc[blank, list(PRODUCT_INPUTS)] = np.nan
     for column in ("category", "brand", "unseen_product"):
         cand[column] = cand[column].astype(object)
         cand.loc[blank, column] = None

@@ -147,7 +147,8 @@ def read_window(log_dir: str | Path, start: str | datetime | None = None, end: s
     events = [item if isinstance(item, dict) else json.loads(item) for _, rid, item in feedback if rid in kept_ids]
     n_feedback = len(events)
     req = _frame(requests, ["request_id", "timestamp", "model_version", "query", "top_k", "candidate_ids",
-                            "positions", "scores", "prices", "truncated_ids", "latency_ms"])
+                            "positions", "scores", "prices", "ratings", "truncated_ids",
+                            "latency_ms"])
     fb = _frame(events, ["request_id", "timestamp", "product_id", "event", "position", "model_version"])
     stats = {
         "log_dir": str(log_dir), "files": len(files), "lines": n_lines, "unreadable_lines": n_bad,

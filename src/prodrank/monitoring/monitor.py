@@ -70,7 +70,7 @@ def build_context(cfg: Config, root: Path, current: Window) -> F.Context:
     name = f"{tok_path}/tokenizer" if tokenizer is not None else "whitespace words"
     ctx = F.Context(catalog, vocabulary, known, tokenizer, name)
     ctx.catalog_files = {"read": read, "missing": missing}  # type: ignore[attr-defined]
-    ctx.training_prices = first["price"] if "price" in first.columns and len(first) else None  # type: ignore[attr-defined]
+    ctx.training_products = first if len(first) else None  # type: ignore[attr-defined]
     return ctx
 
 
@@ -117,9 +117,9 @@ def reference_window(cfg: Config, root: Path, ctx_factory, current: Window) -> t
         inter = pd.read_parquet(test_interactions, columns=["query_id", "impressions"])
         traffic = inter.groupby("query_id")["impressions"].sum()
     n = min(mon.max_requests, max(mon.min_requests, len(current.requests), 2_000))
-    # prices of the training catalogue: later catalogue files (the simulator's) may hold newer prices
+    # prices and ratings of the training catalogue: later catalogue files (the simulator's) may hold newer ones
     feats = F.from_predictions(predictions, ctx, mon.gap_k, n, traffic, seed=mon.seed,
-                               prices=getattr(ctx, "training_prices", None),
+                               products=getattr(ctx, "training_products", None),
                                inputs=dataset_pairs(root / "data" / "prepared"))
     info = {"kind": "evaluation", "path": mon.predictions, "pairs": int(len(predictions)),
             "requests_used": int(len(feats.requests)), **feats.source,

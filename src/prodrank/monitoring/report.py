@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 P_VALUE_METHODS = frozenset({"ks", "chisquare", "z", "mannw", "anderson", "cramer_von_mises", "t_test", "TVD",
                              "fisher_exact", "g_test"})
 INPUT_CHECKS = ("query_chars", "query_tokens", "query_oov_share", "candidate_count", "category", "brand", "price",
-                "unseen_product")
+                "rating", "unseen_product")
 QUALITY_METRICS = ("ndcg", "mrr", "hitrate")
 
 

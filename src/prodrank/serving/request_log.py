@@ -6,7 +6,7 @@ Two kinds of record share the stream (``kind`` tells them apart)::
     {"kind": "request", "request_id", "timestamp", "model_version", "query", "top_k",
      "candidate_ids": [request order], "positions": [shown position per candidate, null if cut by top_k],
      "scores": {"score": [...], "p_click": [...], ...} (request order), "truncated_ids": [...],
-     "prices": [...], "latency_ms"}
+     "prices": [...], "ratings": [...] (as sent, null when absent), "latency_ms"}
     {"kind": "feedback", "request_id", "timestamp", "model_version", "product_id", "event", "position"}
 
 A background thread appends the records: every batch is one ``write`` system call on an

@@ -237,7 +237,8 @@ class ProdrankRanker:
             "query": query, "top_k": top_k, "candidate_ids": outcome.ids, "positions": positions,
             "scores": {("score" if k == "score" else f"p_{k}"): v.round(6).tolist() for k, v in outcome.scores.items()},
             "truncated_ids": [outcome.ids[i] for i in outcome.truncated.nonzero()[0]],
-            "prices": [c.price for c in candidates], "latency_ms": round(latency_ms, 3),
+            "prices": [c.price for c in candidates], "ratings": [c.rating for c in candidates],
+            "latency_ms": round(latency_ms, 3),
         }, acknowledge=True)
         return RankResponse(request_id=request_id, model_version=self.tag,
                             results=[RankedResult(**item) for item in results])
