@@ -3,10 +3,14 @@ and a model with fewer position embeddings is refused when it is built or loaded
 first long request in serving (a 500 found by the reliability load test)."""
 from __future__ import annotations
 
+import math
+
 import pytest
+import torch
 from transformers import AutoTokenizer
 
 from prodrank.models.encoder import InputBudget, PairEncoder
+from prodrank.models.features import ProductFeatures
 
 
 def test_max_length_is_the_longest_pair_and_short_encoders_are_refused(tiny_init_dir):
@@ -42,3 +46,20 @@ def test_sides_encode_each_distinct_query_and_product_alone_once(tiny_init_dir):
     plain = PairEncoder(tokenizer, InputBudget(4, {"title": 6}))
     plain.encode_products({"a": {"title": "red lamp"}})
     assert plain.encode(["lamp"], ["a"]).sides is None
+
+
+def test_a_product_changed_under_the_same_id_is_encoded_again(tiny_init_dir):
+    """The cache is by id, but an entry is reused only for the content it was made from: a
+    library user who scores a product, then changes its title or price, gets the new one."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_init_dir)
+    features = ProductFeatures(("price",), (0.0,), (1.0,))
+    encoder = PairEncoder(tokenizer, InputBudget(4, {"title": 6}), features=features)
+    encoder.encode_products({"p": {"title": "red lamp", "price": 10.0, "description": float("nan")}})
+    first = encoder.encode(["lamp"], ["p"])
+    cached = encoder._product_cache["p"]
+    encoder.encode_products({"p": {"title": "red lamp", "price": 10.0, "description": float("nan")}})
+    assert encoder._product_cache["p"] is cached  # same content (NaN included): not encoded again
+    encoder.encode_products({"p": {"title": "blue cordless drill", "price": 10.0}})
+    assert not torch.equal(encoder.encode(["lamp"], ["p"]).input_ids, first.input_ids)
+    encoder.encode_products({"p": {"title": "blue cordless drill", "price": 99.0}})
+    assert encoder.encode(["lamp"], ["p"]).features[0, 0].item() == pytest.approx(math.log1p(99.0))

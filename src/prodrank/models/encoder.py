@@ -4,12 +4,15 @@ budget per product field.
 Each field is truncated on its own budget, so a long description cannot push the title
 or brand out of the input, which a single tail truncation of the concatenated text would
 do. Product encodings are cached by product id: in a ranking request or a training batch
-the same products recur, and tokenising them once is the cheapest speed win.
+the same products recur, and tokenising them once is the cheapest speed win. A cached entry
+keeps the content it was made from, so a product whose text or price changed under the same
+id is encoded again, never served stale.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -18,6 +21,13 @@ from prodrank.data.schema import CATALOG_TEXT_FIELDS
 from prodrank.models.features import ProductFeatures
 
 FIELD_ORDER = CATALOG_TEXT_FIELDS  # the order of the product side: "title: ... brand: ..."
+
+
+class EncodedProduct(NamedTuple):
+    content: tuple[Any, ...]  # the values it was encoded from (text fields, then product features)
+    token_ids: list[int]  # with field markers, each field cut to its budget
+    truncated: bool  # some field was cut by the budget
+    features: list[float]  # the product feature vector (empty without product features)
 
 
 @dataclass(frozen=True)
@@ -86,13 +96,12 @@ class PairEncoder:
         self.budget = budget
         self.with_sides = with_sides  # also encode queries and products alone (similarity prior)
         self.features = features  # numeric product features for the head (train.product_features)
-        # product id -> (token ids with field markers, cut by the budget, feature vector)
-        self._product_cache: dict[str, tuple[list[int], bool, list[float]]] = {}
+        self._product_cache: dict[str, EncodedProduct] = {}
         self._markers = {
             name: tokenizer(f"{name}:", add_special_tokens=False)["input_ids"] for name in FIELD_ORDER
         }
 
-    def use_product_cache(self, cache: MutableMapping[str, tuple[list[int], bool, list[float]]]) -> None:
+    def use_product_cache(self, cache: MutableMapping[str, EncodedProduct]) -> None:
         """Cache product encodings in ``cache`` from now on (a service passes a bounded one)."""
         self._product_cache = cache
 
@@ -114,8 +123,14 @@ class PairEncoder:
         return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
 
     def encode_products(self, products: Mapping[str, Mapping[str, str | float | None]]) -> None:
-        """Tokenise and cache products (id -> {field: text, feature: number}) not cached yet."""
-        todo = [pid for pid in products if pid not in self._product_cache]
+        """Tokenise and cache products (id -> {field: text, feature: number}) not cached yet, or
+        cached from other content."""
+        inputs = (*FIELD_ORDER, *(self.features.names if self.features else ()))
+        # NaN (a missing value read from a table) compares unequal to itself: store it as None
+        content = {pid: tuple(v if v == v else None for v in (products[pid].get(name) for name in inputs))
+                   for pid in products}
+        todo = [pid for pid in products if (pid not in self._product_cache
+                                            or self._product_cache[pid].content != content[pid])]
         if not todo:
             return
         per_field: dict[str, list[list[int]]] = {}
@@ -132,7 +147,8 @@ class PairEncoder:
                 limit = self.budget.fields[name]
                 cut |= len(tokens) > limit
                 ids += self._markers[name] + tokens[:limit]
-            self._product_cache[pid] = (ids, cut, self.features.vector(products[pid]) if self.features else [])
+            self._product_cache[pid] = EncodedProduct(content[pid], ids, cut,
+                                                      self.features.vector(products[pid]) if self.features else [])
 
     def encode(self, queries: Sequence[str], product_ids: Sequence[str]) -> EncodedBatch:
         """Encode pairs; every product id must have been passed to ``encode_products``."""
@@ -140,7 +156,7 @@ class PairEncoder:
         query_tokens = self._tokens(queries)
         rows, types, truncated, features = [], [], [], []
         for q_ids, pid in zip(query_tokens, product_ids, strict=True):
-            p_ids, p_cut, p_features = self._product_cache[pid]
+            _, p_ids, p_cut, p_features = self._product_cache[pid]
             q_cut = len(q_ids) > self.budget.query_max_tokens
             q_ids = q_ids[: self.budget.query_max_tokens]
             first = [tok.cls_token_id, *q_ids, tok.sep_token_id]
@@ -165,7 +181,7 @@ class PairEncoder:
         product_index = [product_rows.setdefault(pid, len(product_rows)) for pid in product_ids]
         query_ids, query_mask = _pad([[tok.cls_token_id, *q, tok.sep_token_id] for q in query_rows], tok.pad_token_id)
         product_tokens, product_mask = _pad(
-            [[tok.cls_token_id, *self._product_cache[pid][0], tok.sep_token_id] for pid in product_rows],
+            [[tok.cls_token_id, *self._product_cache[pid].token_ids, tok.sep_token_id] for pid in product_rows],
             tok.pad_token_id)
         return EncodedSides(query_ids, query_mask, product_tokens, product_mask,
                             torch.tensor(query_index), torch.tensor(product_index))
@@ -173,4 +189,4 @@ class PairEncoder:
     def pair_lengths(self, queries: Sequence[str], product_ids: Sequence[str]) -> list[int]:
         """Token count of each pair, used to sort pairs by length before batching."""
         q_lens = [min(len(t), self.budget.query_max_tokens) for t in self._tokens(queries)]
-        return [q + len(self._product_cache[p][0]) + 3 for q, p in zip(q_lens, product_ids, strict=True)]
+        return [q + len(self._product_cache[p].token_ids) + 3 for q, p in zip(q_lens, product_ids, strict=True)]
