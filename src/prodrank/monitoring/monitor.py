@@ -127,11 +127,44 @@ def reference_window(cfg: Config, root: Path, ctx_factory, current: Window) -> t
     return feats, info, ctx
 
 
+def logged_products(row: Any, catalog_fields: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One logged request's candidates as the served model saw them: the catalogue text, and the
+    price and rating sent with the request (None where none was sent). A record written before a
+    value was logged keeps the catalogue's value."""
+    ids = [str(x) for x in row["candidate_ids"]]
+    products = [dict(catalog_fields[pid]) for pid in ids]
+    for column, field in F.PRODUCT_INPUTS.items():
+        values = row.get(field)
+        if isinstance(values, list) and len(values) == len(ids):
+            for product, value in zip(products, values, strict=True):
+                product[column] = value
+    return products
+
+
+def rescore(ranker, rows: list[Any], catalog: pd.DataFrame) -> list[np.ndarray]:
+    """Scores of each logged request's candidates under ``ranker``, in request order, in one
+    batched call. Keys are per request, because the same product may carry a different price in
+    another request."""
+    from prodrank.training.groups import product_fields
+
+    needed = sorted({str(x) for row in rows for x in row["candidate_ids"]})
+    catalog_fields = product_fields(catalog.loc[needed].reset_index(drop=True))
+    products, queries, keys, sizes = {}, [], [], []
+    for r, row in enumerate(rows):
+        for j, product in enumerate(logged_products(row, catalog_fields)):
+            key = f"{r}\x1f{j}"
+            products[key] = product
+            queries.append(row["query"])
+            keys.append(key)
+        sizes.append(len(row["candidate_ids"]))
+    scores = ranker.score(queries, keys, products)["score"]
+    return np.split(scores, np.cumsum(sizes)[:-1])
+
+
 def topk_changed(cfg: Config, current: Window, ctx: F.Context, other_tag: str, sample: int = 200) -> dict[str, Any]:
     """Share of (sampled) current requests whose top-k set differs between the served model and
-    ``other_tag`` (rescored here, from the catalogue text)."""
+    ``other_tag`` (rescored here: catalogue text, logged prices and ratings)."""
     from prodrank.serving.registry import load_packaged
-    from prodrank.training.groups import product_fields
 
     k = cfg.monitoring.top_k
     requests = current.requests
@@ -143,19 +176,12 @@ def topk_changed(cfg: Config, current: Window, ctx: F.Context, other_tag: str, s
     rng = np.random.default_rng(cfg.monitoring.seed)
     pick = sorted(rng.choice(usable, size=min(sample, len(usable)), replace=False).tolist())
     ranker, _ = load_packaged(other_tag, cfg)
-    needed = {str(x) for i in pick for x in requests["candidate_ids"].iloc[i]}
-    products = product_fields(ctx.catalog.loc[sorted(needed)].reset_index(drop=True))
     started = time.perf_counter()
     rows = [requests.iloc[i] for i in pick]
-    ids = [[str(x) for x in row["candidate_ids"]] for row in rows]
-    flat_q = [row["query"] for row, cands in zip(rows, ids, strict=True) for _ in cands]
-    flat_ids = [pid for cands in ids for pid in cands]
-    other_all = ranker.score(flat_q, flat_ids, products)["score"]  # one batched call for all of them
-    changed, offset = 0, 0
-    for row, cands in zip(rows, ids, strict=True):
+    changed = 0
+    for row, other in zip(rows, rescore(ranker, rows, ctx.catalog), strict=True):
+        cands = [str(x) for x in row["candidate_ids"]]
         served = np.asarray(row["scores"]["score"], dtype=float)
-        other = other_all[offset:offset + len(cands)]
-        offset += len(cands)
         kk = min(k, len(cands))
         a = {cands[j] for j in np.argsort(-served, kind="stable")[:kk]}
         b = {cands[j] for j in np.argsort(-other, kind="stable")[:kk]}
