@@ -30,6 +30,31 @@ def run(cfg, prepared_dir, init_dir, tmp_path, name="run"):
     return finetune(cfg, prepared_dir, init_dir, out / "ranker", out / "plots", out / "metrics.json", out / "ckpt"), out
 
 
+def test_a_checkpoint_of_other_training_code_is_not_resumed(prepared_dir, tiny_init_dir, tmp_path, monkeypatch):
+    """dvc repro reruns the train stage after a code change with the same config, data and init:
+    the finished run's checkpoint must not be republished as the new code's model."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "losses.py").write_text("LOSS = 1\n")
+    monkeypatch.setattr(finetune_module, "TRAINING_CODE", (code,))
+    steps = []
+    real_sample = finetune_module.sample_batch
+
+    def counting_sample(*args, **kwargs):
+        steps.append(1)
+        return real_sample(*args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "sample_batch", counting_sample)
+    cfg = config()
+    run(cfg, prepared_dir, tiny_init_dir, tmp_path)
+    assert len(steps) == 6
+    run(cfg, prepared_dir, tiny_init_dir, tmp_path)  # unchanged: the finished checkpoint is reused
+    assert len(steps) == 6
+    (code / "losses.py").write_text("LOSS = 2\n")
+    run(cfg, prepared_dir, tiny_init_dir, tmp_path)  # changed code: trained again from step 0
+    assert len(steps) == 12
+
+
 @pytest.mark.parametrize("train", [
     {"architecture": "shared_bottom"},
     {"architecture": "mmoe", "chaining": False},

@@ -170,12 +170,22 @@ def evaluate_groups(ranker: LoadedRanker, groups: list[QueryGroup], products: di
     return float(np.mean(values)) if values else float("nan")
 
 
+# The code a checkpoint was trained by (the train stage's code deps in dvc.yaml). A rerun after a
+# code change must start over: resuming would publish a model of the old code (a finished run
+# would even be republished without a single new step).
+TRAINING_CODE = (Path(__file__).parent, Path(__file__).parent.parent / "models")
+
+
 def _fingerprint(cfg: Config, paths: list[Path]) -> str:
+    """Config, data and init files, and the training code's sources: a checkpoint resumes only
+    when all of them are unchanged."""
     digest = hashlib.sha256(json.dumps([cfg.seed, cfg.train.model_dump(mode="json")], sort_keys=True).encode())
-    for path in paths:
-        for file in sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]:
-            digest.update(file.name.encode())
-            digest.update(hashlib.md5(file.read_bytes()).digest())
+    files = [sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
+             for path in paths]
+    files += [sorted(Path(code).rglob("*.py")) for code in TRAINING_CODE]
+    for file in (f for group in files for f in group):
+        digest.update(file.name.encode())
+        digest.update(hashlib.md5(file.read_bytes()).digest())
     return digest.hexdigest()
 
 
