@@ -33,6 +33,8 @@ def run(cfg, prepared_dir, init_dir, tmp_path, name="run"):
 def test_a_checkpoint_of_other_training_code_is_not_resumed(prepared_dir, tiny_init_dir, tmp_path, monkeypatch):
     """dvc repro reruns the train stage after a code change with the same config, data and init:
     the finished run's checkpoint must not be republished as the new code's model."""
+    real_code = [name for folder in finetune_module.TRAINING_CODE for name, _ in finetune_module._files(folder, "*.py")]
+    assert {"finetune.py", "losses.py", "multitask.py"} <= set(real_code)  # the real folders are hashed
     code = tmp_path / "code"
     code.mkdir()
     (code / "losses.py").write_text("LOSS = 1\n")

@@ -46,13 +46,18 @@ def test_rescoring_uses_the_logged_prices_and_ratings(packaged, serving_data):
 def test_share_of_requests_whose_top_k_changed(packaged, serving_data, cfg):
     tag, ranker, catalog = packaged
     ids = list(serving_data["products"])[:8]
-    rows = [request(q, ids, [0.0] * 8) for q in ("blue drill", "red sofa", "lamp")]
+    prices = [500.0, None, 1.0, 20.0, 3.0, 80.0, 7.0, 9.0]
+    rows = [request(q, ids, [0.0] * 8, prices, [1.0] * 8) for q in ("blue drill", "red sofa")]
+    rows.append(request("lamp", ids, [0.0] * 8))
     own = rescore(ranker, rows, catalog)
+    catalogue_prices = rescore(ranker, [request("blue drill", ids, [0.0] * 8)], catalog)[0]
+    # served with the logged prices: ranked by catalogue prices the top-3 differs here
+    assert set(np.argsort(-own[0])[:3]) != set(np.argsort(-catalogue_prices)[:3])
     rows[0]["scores"]["score"] = own[0].tolist()  # served as the other model ranks it: same top-k
     rows[1]["scores"]["score"] = own[1].tolist()
     rows[2]["scores"]["score"] = (-own[2]).tolist()  # served in reverse: a different top-3 of 8
     rows.append(request("kettle", [*ids[:7], "NOT-IN-CATALOGUE"], [0.0] * 8))
-    window = Window(pd.DataFrame(rows), pd.DataFrame(), {})
+    window = Window(pd.DataFrame(rows), pd.DataFrame(), {})  # rows as read from the log: pandas rows
     ctx = F.Context(catalog, frozenset(), frozenset(catalog.index), None, "words")
     test_cfg = cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(update={"top_k": 3})})
     out = topk_changed(test_cfg, window, ctx, tag)

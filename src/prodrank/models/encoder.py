@@ -10,9 +10,10 @@ id is encoded again, never served stale.
 """
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -24,7 +25,7 @@ FIELD_ORDER = CATALOG_TEXT_FIELDS  # the order of the product side: "title: ... 
 
 
 class EncodedProduct(NamedTuple):
-    content: tuple[Any, ...]  # the values it was encoded from (text fields, then product features)
+    content: bytes  # digest of the values it was encoded from (text fields, then product features)
     token_ids: list[int]  # with field markers, each field cut to its budget
     truncated: bool  # some field was cut by the budget
     features: list[float]  # the product feature vector (empty without product features)
@@ -87,6 +88,14 @@ def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torc
     return ids, mask
 
 
+def _digest(values: list) -> bytes:
+    """16 bytes for a product's input values: a cache entry keeps this, not the text itself (a
+    service caches tens of thousands of products). NaN, a missing value read from a table, is
+    written as None, since it compares unequal to itself."""
+    clean = [None if v != v else v for v in values]
+    return hashlib.blake2b(repr(clean).encode(), digest_size=16).digest()
+
+
 class PairEncoder:
     """Turns (query, product) pairs into padded cross-encoder tensors."""
 
@@ -126,9 +135,7 @@ class PairEncoder:
         """Tokenise and cache products (id -> {field: text, feature: number}) not cached yet, or
         cached from other content."""
         inputs = (*FIELD_ORDER, *(self.features.names if self.features else ()))
-        # NaN (a missing value read from a table) compares unequal to itself: store it as None
-        content = {pid: tuple(v if v == v else None for v in (products[pid].get(name) for name in inputs))
-                   for pid in products}
+        content = {pid: _digest([products[pid].get(name) for name in inputs]) for pid in products}
         todo = [pid for pid in products if (pid not in self._product_cache
                                             or self._product_cache[pid].content != content[pid])]
         if not todo:

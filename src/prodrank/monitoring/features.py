@@ -40,6 +40,12 @@ CANDIDATE_NUMERIC = (*PRODUCT_INPUTS, "score")
 CANDIDATE_CATEGORICAL = ("category", "brand", "unseen_product")
 
 
+def logged_values(values: Any, n: int) -> list | None:
+    """A per-candidate list of a log record (``prices``, ``ratings``) if it has one value per
+    candidate; None when the record has none (written before it was logged) or it is malformed."""
+    return list(values) if isinstance(values, list | tuple | np.ndarray) and len(values) == n else None
+
+
 def words(text: str) -> list[str]:
     return _WORD.findall(str(text).lower())
 
@@ -188,8 +194,7 @@ def from_log(requests: pd.DataFrame, feedback: pd.DataFrame, ctx: Context, gap_k
         cand_cols["request_id"].extend([row.request_id] * m)
         cand_cols["product_id"].extend(ids)
         for column, field in PRODUCT_INPUTS.items():  # a log without the list (older records): NaN
-            values = getattr(row, field)
-            values = list(values) if isinstance(values, list | tuple | np.ndarray) and len(values) == m else [None] * m
+            values = logged_values(getattr(row, field, None), m) or [None] * m
             cand_cols[column].extend(np.nan if v is None else float(v) for v in values)
         cand_cols["rank"].extend(rank.tolist())
         for key in set(score_cols) | set(scores):

@@ -134,8 +134,8 @@ def logged_products(row: Any, catalog_fields: dict[str, dict[str, Any]]) -> list
     ids = [str(x) for x in row["candidate_ids"]]
     products = [dict(catalog_fields[pid]) for pid in ids]
     for column, field in F.PRODUCT_INPUTS.items():
-        values = row.get(field)
-        if isinstance(values, list) and len(values) == len(ids):
+        values = F.logged_values(row.get(field), len(ids))
+        if values is not None:
             for product, value in zip(products, values, strict=True):
                 product[column] = value
     return products
@@ -143,16 +143,16 @@ def logged_products(row: Any, catalog_fields: dict[str, dict[str, Any]]) -> list
 
 def rescore(ranker, rows: list[Any], catalog: pd.DataFrame) -> list[np.ndarray]:
     """Scores of each logged request's candidates under ``ranker``, in request order, in one
-    batched call. Keys are per request, because the same product may carry a different price in
-    another request."""
+    batched call. A product is keyed by its id and logged values, because the same product may
+    carry a different price in another request; the same values are encoded once."""
     from prodrank.training.groups import product_fields
 
     needed = sorted({str(x) for row in rows for x in row["candidate_ids"]})
     catalog_fields = product_fields(catalog.loc[needed].reset_index(drop=True))
     products, queries, keys, sizes = {}, [], [], []
-    for r, row in enumerate(rows):
-        for j, product in enumerate(logged_products(row, catalog_fields)):
-            key = f"{r}\x1f{j}"
+    for row in rows:
+        for pid, product in zip(row["candidate_ids"], logged_products(row, catalog_fields), strict=True):
+            key = "\x1f".join(map(str, (pid, *(product.get(column) for column in F.PRODUCT_INPUTS))))
             products[key] = product
             queries.append(row["query"])
             keys.append(key)

@@ -159,7 +159,7 @@ def evaluate_groups(ranker: LoadedRanker, groups: list[QueryGroup], products: di
     """Mean NDCG@k of the ranking score over groups with any gain."""
     queries = [g.query for g in groups for _ in g.product_ids]
     pids = [p for g in groups for p in g.product_ids]
-    scores = ranker.score(queries, pids, products, batch_size=batch_size)["score"]
+    scores = ranker.score(queries, pids, {p: products[p] for p in set(pids)}, batch_size=batch_size)["score"]
     values, start = [], 0
     for g in groups:
         end = start + len(g.product_ids)
@@ -176,15 +176,21 @@ def evaluate_groups(ranker: LoadedRanker, groups: list[QueryGroup], products: di
 TRAINING_CODE = (Path(__file__).parent, Path(__file__).parent.parent / "models")
 
 
+def _files(path: Path, pattern: str = "*") -> list[tuple[str, Path]]:
+    """(name relative to ``path``, file) for a folder's files, or the file itself."""
+    if not path.is_dir():
+        return [(path.name, path)]
+    return [(str(f.relative_to(path)), f) for f in sorted(path.rglob(pattern)) if f.is_file()]
+
+
 def _fingerprint(cfg: Config, paths: list[Path]) -> str:
     """Config, data and init files, and the training code's sources: a checkpoint resumes only
     when all of them are unchanged."""
     digest = hashlib.sha256(json.dumps([cfg.seed, cfg.train.model_dump(mode="json")], sort_keys=True).encode())
-    files = [sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
-             for path in paths]
-    files += [sorted(Path(code).rglob("*.py")) for code in TRAINING_CODE]
-    for file in (f for group in files for f in group):
-        digest.update(file.name.encode())
+    files = [f for path in paths for f in _files(Path(path))]
+    files += [f for code in TRAINING_CODE for f in _files(Path(code), "*.py")]
+    for name, file in files:
+        digest.update(name.encode())
         digest.update(hashlib.md5(file.read_bytes()).digest())
     return digest.hexdigest()
 
