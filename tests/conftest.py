@@ -3,11 +3,15 @@ prepared data set, so model tests run in seconds without the pipeline."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+
+STORES_BEFORE = pytest.StashKey[dict]()
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -15,6 +19,51 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+# Tests never touch the user's stores. The Makefile exports BENTOML_HOME=<project>/.bentoml to every
+# child, the tests' `dvc repro` and servers included, so a tiny test model once became the champion
+# that `make serve` served. Every test run gets its own BentoML home (models, bentos, champion
+# registry) and Prefect home; tests that need a store of their own set one inside their tmp_path.
+TEST_STORES = Path(tempfile.mkdtemp(prefix="prodrank-test-stores-"))
+os.environ["BENTOML_HOME"] = str(TEST_STORES / "bentoml")
+os.environ["PREFECT_HOME"] = str(TEST_STORES / "prefect")
+os.environ.pop("PRODRANK_MODEL_TAG", None)
+os.environ.pop("PREFECT_API_URL", None)
+
+# What a user's `make run`, `make serve` and retraining leave in the project; `make test` must
+# leave each exactly as it found it (checked at the end of the run, see pytest_sessionfinish).
+USER_STORES = (".bentoml", "logs", "datasets", "data", "models", "metrics", "reports", ".dvc/cache", "checkpoints")
+
+
+def store_listing(root: Path = PROJECT_ROOT) -> dict[str, tuple[int, int]]:
+    """(size, mtime in ns) of every file of the user's stores under ``root``."""
+    listing = {}
+    for name in USER_STORES:
+        top = root / name
+        files = [top] if top.is_file() else (p for p in top.rglob("*") if p.is_file()) if top.is_dir() else ()
+        for path in files:
+            stat = path.stat()
+            listing[path.relative_to(root).as_posix()] = (stat.st_size, stat.st_mtime_ns)
+    return listing
+
+
+def pytest_sessionstart(session) -> None:
+    session.config.stash[STORES_BEFORE] = store_listing()
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Fail the run when a test changed the user's stores in the project (module doc above)."""
+    shutil.rmtree(TEST_STORES, ignore_errors=True)
+    before, after = session.config.stash.get(STORES_BEFORE, None), store_listing()
+    if before is None or before == after:
+        return
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = (f"the tests changed the user's stores in {PROJECT_ROOT.name}/ ({len(changed)} files): "
+               + ", ".join(changed[:10]))
+    if reporter is not None:
+        reporter.write_line("ERROR: " + message, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 KINDS = [
     ("sofa", "Furniture"), ("lamp", "Lighting"), ("drill", "Tools"), ("kettle", "Kitchen"),

@@ -100,7 +100,7 @@ def _serve(cfg, args) -> int:
     import shutil
     from pathlib import Path
 
-    from prodrank.serving.registry import bentoml_home
+    from prodrank.serving.registry import bentoml_home, serving_notice, serving_tag
 
     env = dict(os.environ, PRODRANK_PARAMS=args.params)
     env.setdefault("BENTOML_HOME", str(bentoml_home(cfg)))
@@ -110,6 +110,8 @@ def _serve(cfg, args) -> int:
         env["PRODRANK_PROFILE"] = args.profile
     if args.tag:
         env["PRODRANK_MODEL_TAG"] = args.tag
+    for line in serving_notice(args.tag or serving_tag(cfg), cfg):
+        print(line, file=sys.stderr)
     exe = shutil.which("bentoml", path=str(Path(sys.executable).parent)) or shutil.which("bentoml") or "bentoml"
     cmd = [exe, "serve", "prodrank.serving.service:ProdrankRanker",
            "--host", args.host or cfg.serving.host, "--port", str(args.port or cfg.serving.port)]

@@ -20,7 +20,7 @@ CFG = load_config(PROJECT_ROOT / "params.yaml")
 
 # -- the decision ------------------------------------------------------------------------------
 def decide(**kw):
-    from prodrank.orchestration.retrain import decide as run
+    from prodrank.serving.promotion import decide as run
 
     args = {"metric": "click.ndcg@10", "margin": 0.01, "gate": {"passed": True, "problems": []},
             "challenger_tag": "m:new", "champion_tag": "m:old", "challenger_score": 0.60, "champion_score": 0.50}

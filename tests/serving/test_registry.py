@@ -10,6 +10,7 @@ import pytest
 from prodrank.models.ranker import load_ranker
 from prodrank.serving import registry
 from prodrank.serving.packaging import package
+from prodrank.serving.promotion import RETRAIN_RUN_ENV
 from prodrank.serving.registry import RegistryError, TamperedModelError
 from tests.serving.conftest import GATE_FAILED, GATE_PASSED
 
@@ -99,19 +100,51 @@ def test_champion_promote_rollback(serving_data, bento_home, cfg, tmp_path):
         registry.promote(f"{cfg.serving.model_name}:doesnotexist", cfg)
 
 
-def test_package_stage_promotes_only_the_first_and_serving_tag(serving_data, bento_home, cfg, tmp_path, monkeypatch):
-    metrics = tmp_path / "evaluate.json"
-    metrics.write_text(json.dumps(GATE_PASSED))
+def evaluation(tmp_path, name: str, click_ndcg: float):
+    metrics = tmp_path / name
+    metrics.write_text(json.dumps({**GATE_PASSED, "methods": {"prodrank": {"click": {"ndcg@10": click_ndcg}}}}))
+    return metrics
+
+
+def test_package_stage_promotes_the_first_then_only_a_better_model(serving_data, bento_home, cfg, tmp_path, monkeypatch):
     out = tmp_path / "models" / "package.json"
-    manifest = package(cfg, serving_data["ranker_dir"], metrics, out)
+    manifest = package(cfg, serving_data["ranker_dir"], evaluation(tmp_path, "a.json", 0.81), out)
     first = manifest["tag"]
     written = json.loads(out.read_text())
     assert written["tag"] == first and written["champion"] == first and written["metadata"]["files"]
-    manifest = package(cfg, copy_ranker(serving_data["ranker_dir"], tmp_path / "r2", b"\n"), metrics, out)
-    assert manifest["tag"] != first and manifest["champion"] == first  # promotion is the retrain flow's call
+    assert written["promotion"]["promote"] and "no champion yet" in written["promotion"]["reason"]
+    # same profile, same data: compared on the same test split; a tie keeps the champion
+    tie = package(cfg, copy_ranker(serving_data["ranker_dir"], tmp_path / "r2", b"\n"), evaluation(tmp_path, "b.json", 0.81), out)
+    assert tie["tag"] != first and tie["champion"] == first
+    assert tie["promotion"]["compared_on"] == "test split" and not tie["promotion"]["promote"]
     assert registry.serving_tag(cfg) == first
-    monkeypatch.setenv("PRODRANK_MODEL_TAG", manifest["tag"])
-    assert registry.serving_tag(cfg) == manifest["tag"]
+    notice = registry.serving_notice(first, cfg)
+    assert notice[0].startswith(f"serving {first} (champion, profile 'default', click.ndcg@10 0.8100 on 8 test queries")
+    assert f"the newest packaged model {tie['tag']} is not served: challenger does not beat" in notice[1]
+    better = package(cfg, copy_ranker(serving_data["ranker_dir"], tmp_path / "r3", b"\n\n"),
+                     evaluation(tmp_path, "c.json", 0.86), out)
+    assert better["champion"] == better["tag"] and (better["promotion"]["new_score"], better["promotion"]["champion_score"]) == (0.86, 0.81)
+    monkeypatch.setenv("PRODRANK_MODEL_TAG", first)
+    assert registry.serving_tag(cfg) == first
+
+
+def test_package_stage_replaces_a_champion_of_another_profile(serving_data, bento_home, cfg, tmp_path):
+    """The test suite's tiny model must never keep serving over the model `make run` built."""
+    tiny = cfg.model_copy(update={"profile": "tiny"})
+    old = package(tiny, serving_data["ranker_dir"], evaluation(tmp_path, "a.json", 0.95), tmp_path / "p1.json")["tag"]
+    new = package(cfg, copy_ranker(serving_data["ranker_dir"], tmp_path / "r2", b"\n"), evaluation(tmp_path, "b.json", 0.5),
+                  tmp_path / "p2.json")
+    assert new["champion"] == new["tag"] != old
+    assert f"the champion {old} was built with profile 'tiny'" in new["promotion"]["reason"]
+
+
+def test_package_stage_inside_a_retrain_run_only_stores(serving_data, bento_home, cfg, tmp_path, monkeypatch):
+    first = package(cfg, serving_data["ranker_dir"], evaluation(tmp_path, "a.json", 0.5), tmp_path / "p1.json")["tag"]
+    monkeypatch.setenv(RETRAIN_RUN_ENV, "run-1")
+    tiny = cfg.model_copy(update={"profile": "tiny"})
+    second = package(tiny, copy_ranker(serving_data["ranker_dir"], tmp_path / "r2", b"\n"), evaluation(tmp_path, "b.json", 0.9),
+                     tmp_path / "p2.json")
+    assert second["champion"] == first and "retrain run run-1" in second["promotion"]["reason"]
 
 
 def test_minimal_metrics_and_no_provenance_still_package(serving_data, bento_home, cfg, monkeypatch, tmp_path):

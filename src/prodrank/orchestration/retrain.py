@@ -54,6 +54,7 @@ from prodrank import paths  # noqa: E402
 from prodrank.config import Config, load_config  # noqa: E402
 from prodrank.orchestration import benchmark, drops, report  # noqa: E402
 from prodrank.orchestration.workspace import Snapshot  # noqa: E402
+from prodrank.serving.promotion import RETRAIN_RUN_ENV, decide  # noqa: E402
 
 log = logging.getLogger("prodrank.orchestration.retrain")
 
@@ -66,43 +67,6 @@ class RetrainError(RuntimeError):
 
 class RetrainBusyError(RetrainError):
     """Another retrain holds the lock."""
-
-
-# -- the decision ------------------------------------------------------------------------------
-def decide(metric: str, margin: float, gate: dict[str, Any] | None, challenger_tag: str | None,
-           champion_tag: str | None, challenger_score: float | None, champion_score: float | None) -> dict[str, Any]:
-    """Promote or not, and why. Pure: no I/O.
-
-    - the challenger's quality gate must have passed;
-    - no champion yet: promote;
-    - the challenger is the champion (same packaged files): nothing to do;
-    - else the challenger must beat the champion on ``metric`` by ``delta >= margin`` and ``delta > 0``
-      (a tie never replaces the champion).
-    """
-    out: dict[str, Any] = {"metric": metric, "margin": margin, "champion_score": champion_score,
-                           "challenger_score": challenger_score, "delta": None}
-    if challenger_score is not None and champion_score is not None:
-        out["delta"] = challenger_score - champion_score
-    if not gate or not gate.get("passed"):
-        problems = "; ".join((gate or {}).get("problems") or ["no quality gate result"])
-        return {**out, "promote": False, "reason": f"challenger failed the quality gate: {problems}"}
-    if challenger_tag is None:
-        return {**out, "promote": False, "reason": "no challenger was packaged"}
-    if champion_tag is None:
-        return {**out, "promote": True, "reason": "no champion yet: the challenger passed the quality gate"}
-    if challenger_tag == champion_tag:
-        return {**out, "promote": False, "reason": "the challenger is the champion (identical model files)"}
-    if challenger_score is None:
-        return {**out, "promote": False, "reason": f"{metric} was not computed for the challenger on the benchmark"}
-    if champion_score is None:
-        return {**out, "promote": True,
-                "reason": f"{metric} was not computed for the champion on the benchmark; the challenger has it"}
-    delta = out["delta"]
-    if delta > 0 and delta >= margin:
-        return {**out, "promote": True, "reason": f"challenger beats the champion on {metric}: "
-                f"{challenger_score:.4f} vs {champion_score:.4f} (Δ {delta:+.4f} ≥ margin {margin})"}
-    return {**out, "promote": False, "reason": f"challenger does not beat the champion on {metric} by the margin: "
-            f"{challenger_score:.4f} vs {champion_score:.4f} (Δ {delta:+.4f}, margin {margin})"}
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -169,7 +133,9 @@ def _stage_env(run_id: str) -> dict[str, str]:
     bin_dir = str(Path(sys.executable).parent)
     extra = {"PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
              "PRODRANK_PREFECT_TAGS": ",".join(filter(None, [os.environ.get("PRODRANK_PREFECT_TAGS"), "retrain",
-                                                              f"retrain-run:{run_id}"]))}
+                                                              f"retrain-run:{run_id}"])),
+             # the package stage then only stores the challenger: this flow decides on the benchmark
+             RETRAIN_RUN_ENV: run_id}
     return {**os.environ, **extra}
 
 

@@ -44,6 +44,7 @@ import yaml
 
 from prodrank import paths
 from prodrank.config import Config
+from prodrank.serving.promotion import headline_metric
 
 REGISTRY_FILE = "prodrank-registry.json"
 RANKER_SUBDIR = "ranker"
@@ -400,12 +401,39 @@ def serving_tag(cfg: Config | None = None) -> str:
                         "(or `make run`) first, or set PRODRANK_MODEL_TAG")
 
 
-def write_package_manifest(tag: str, cfg: Config, out: str | Path = paths.RANKER.parent / "package.json") -> dict:
-    """``models/package.json``: the package stage's output (tag, champion, metadata)."""
+def record_decision(tag: str, reason: str, cfg: Config | None = None) -> None:
+    """Keep why the package stage did or did not promote ``tag``, for :func:`serving_notice`."""
+    with _locked_registry(cfg) as reg:
+        reg["models"].setdefault(tag, {"stage": "candidate"})["decision"] = reason
+
+
+def serving_notice(tag: str, cfg: Config) -> list[str]:
+    """What ``make serve`` prints first: the model it serves (stage, profile, headline metric),
+    and the newest packaged model when that is not the one served, with the reason."""
+    registry = read_registry(cfg)
+    metadata = model_metadata(tag, cfg)["metadata"]
+    metrics = metadata.get("metrics") or {}
+    metric = headline_metric(cfg, metrics)
+    value = metrics.get(metric)
+    score = (f"{metric} {value:.4f} on {metrics.get('n_queries')} test queries" if isinstance(value, int | float)
+             else f"{metric} not recorded")
+    stage = registry["models"].get(tag, {}).get("stage", "candidate")
+    lines = [f"serving {tag} ({stage}, profile {metadata.get('profile')!r}, {score})"]
+    latest = newest(cfg)
+    if latest and latest != tag:
+        why = registry["models"].get(latest, {}).get("decision", "not promoted")
+        lines.append(f"the newest packaged model {latest} is not served: {why}")
+    return lines
+
+
+def write_package_manifest(tag: str, cfg: Config, out: str | Path = paths.RANKER.parent / "package.json",
+                           promotion: Mapping[str, Any] | None = None) -> dict:
+    """``models/package.json``: the package stage's output (tag, champion, the promotion
+    decision, metadata)."""
     from prodrank.io import write_json
 
     info = model_metadata(tag, cfg)
-    manifest = {"tag": info["tag"], "champion": champion(cfg), "labels": info["labels"],
+    manifest = {"tag": info["tag"], "champion": champion(cfg), "promotion": dict(promotion or {}), "labels": info["labels"],
                 "metadata": info["metadata"], "bentoml_home": str(bentoml_home(cfg))}
     write_json(manifest, out)
     return manifest
