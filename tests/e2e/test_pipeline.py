@@ -16,14 +16,21 @@ import pytest
 
 from prodrank import sandbox
 from prodrank.reliability.faults import tree_digest
+from prodrank.serving.process import ServerProcess, free_port, request
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
+def make_env(cwd: Path) -> dict[str, str]:
+    """The environment the Makefile gives its commands in the project at ``cwd``: the venv first on
+    PATH and the project's own BentoML store."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "BENTOML_HOME": str(cwd / ".bentoml")}
+
+
 def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = make_env(cwd)
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
@@ -48,10 +55,14 @@ def set_params(root: Path, **updates) -> None:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
+    """The README's order on a fresh copy: `make test` (a packaging test of it, as the Makefile runs
+    it, with the project's store exported), then `make run` (`dvc repro`, tiny profile)."""
     root = fresh_copy(tmp_path_factory.mktemp("project"))
     set_params(root, profile="tiny")
     remote = tmp_path_factory.mktemp("remote")
     sh([str(BIN / "dvc"), "remote", "modify", "local", "url", str(remote)], root)
+    sh([str(BIN / "pytest"), "-q", "-p", "no:cacheprovider", "tests/serving/test_registry.py", "-k", "package_stage"], root)
+    assert not (root / ".bentoml").exists(), "the tests wrote into the project's BentoML store"
     sh([str(BIN / "dvc"), "repro"], root)
     return root
 
@@ -67,6 +78,25 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
     assert json.loads((project / "metrics/pretrain.json").read_text())["perplexity_final"] > 0
     shown = sh([str(BIN / "dvc"), "metrics", "show", "--json"], project).stdout
     assert "best_valid_ndcg@10" in shown
+
+
+def test_serve_serves_the_model_run_packaged(project):
+    """`make serve` after `make run`: it names the model it serves, and /metadata is the packaged one."""
+    manifest = json.loads((project / "models/package.json").read_text())
+    assert manifest["champion"] == manifest["tag"] and manifest["promotion"]["promote"]
+    port, log_path = free_port(), project / "serve.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen([str(BIN / "prodrank"), "serve", "--port", str(port)], cwd=project, env=make_env(project),
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = ServerProcess(proc, f"http://127.0.0.1:{port}", log_path)
+    try:
+        server.wait_ready(180)
+        status, body = request(server.url, "GET", "/metadata")
+        served = json.loads(body)
+        assert status == 200 and (served["model_tag"], served["profile"]) == (manifest["tag"], "tiny")
+        assert f"serving {manifest['tag']} (champion, profile 'tiny', click.ndcg@10 " in log_path.read_text()
+    finally:
+        server.stop()
 
 
 def test_second_repro_is_a_fast_no_op(project):

@@ -107,6 +107,7 @@ def evaluation(tmp_path, name: str, click_ndcg: float):
 
 
 def test_package_stage_promotes_the_first_then_only_a_better_model(serving_data, bento_home, cfg, tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "dvc_data_version", lambda *_: {"path": "data/prepared", "md5": "d1", "stage": "split"})
     out = tmp_path / "models" / "package.json"
     manifest = package(cfg, serving_data["ranker_dir"], evaluation(tmp_path, "a.json", 0.81), out)
     first = manifest["tag"]
@@ -119,7 +120,7 @@ def test_package_stage_promotes_the_first_then_only_a_better_model(serving_data,
     assert tie["promotion"]["compared_on"] == "test split" and not tie["promotion"]["promote"]
     assert registry.serving_tag(cfg) == first
     notice = registry.serving_notice(first, cfg)
-    assert notice[0].startswith(f"serving {first} (champion, profile 'default', click.ndcg@10 0.8100 on 8 test queries")
+    assert notice[0].startswith(f"serving {first} (champion, profile {cfg.profile!r}, click.ndcg@10 0.8100 on 8 test queries")
     assert f"the newest packaged model {tie['tag']} is not served: challenger does not beat" in notice[1]
     better = package(cfg, copy_ranker(serving_data["ranker_dir"], tmp_path / "r3", b"\n\n"),
                      evaluation(tmp_path, "c.json", 0.86), out)
@@ -130,9 +131,9 @@ def test_package_stage_promotes_the_first_then_only_a_better_model(serving_data,
 
 def test_package_stage_replaces_a_champion_of_another_profile(serving_data, bento_home, cfg, tmp_path):
     """The test suite's tiny model must never keep serving over the model `make run` built."""
-    tiny = cfg.model_copy(update={"profile": "tiny"})
+    tiny, default = (cfg.model_copy(update={"profile": name}) for name in ("tiny", "default"))
     old = package(tiny, serving_data["ranker_dir"], evaluation(tmp_path, "a.json", 0.95), tmp_path / "p1.json")["tag"]
-    new = package(cfg, copy_ranker(serving_data["ranker_dir"], tmp_path / "r2", b"\n"), evaluation(tmp_path, "b.json", 0.5),
+    new = package(default, copy_ranker(serving_data["ranker_dir"], tmp_path / "r2", b"\n"), evaluation(tmp_path, "b.json", 0.5),
                   tmp_path / "p2.json")
     assert new["champion"] == new["tag"] != old
     assert f"the champion {old} was built with profile 'tiny'" in new["promotion"]["reason"]

@@ -266,6 +266,7 @@ class ProdrankRanker:
         meta = self.metadata
         return {
             "model_tag": self.tag,
+            "profile": meta.get("profile"),  # the profile the served model was built with
             "ready": self._ready.is_set(),
             "load_error": self.load_error,
             "tasks": list(self.engine.tasks) if self.engine else meta.get("tasks"),
