@@ -51,6 +51,7 @@ from prodrank.models.ranker import LoadedRanker, load_ranker, save_ranker  # noq
 from prodrank.serving.engine import RankingEngine, compare_rankings, quantize_encoder  # noqa: E402
 from prodrank.serving.process import ServerProcess, request  # noqa: E402
 
+PRODUCT_FEATURES = ("price", "rating")  # sent with every candidate; a ranker reads those it was trained on
 BENCH_GATE = {"quality_gate": {"passed": True, "problems": []}, "methods": {}, "n_queries": 0,
               "note": "benchmark copy, not evaluated"}
 
@@ -154,7 +155,8 @@ def workload(sizes: list[int], n_requests: int, seed: int) -> dict:
             for pid in ids:
                 row = catalog.loc[pid]
                 cands.append({"id": pid, **{f: (None if row[f] is None or row[f] != row[f] else str(row[f]))
-                                             for f in FIELD_ORDER}, "price": float(row["price"])})
+                                             for f in FIELD_ORDER},
+                              **{f: float(row[f]) for f in PRODUCT_FEATURES}})
             reqs.append({"query": str(queries[qid]), "candidates": cands,
                          "gains": np.array([float(gain.get(p, 0)) for p in ids])})
         out[size] = reqs
@@ -162,7 +164,10 @@ def workload(sizes: list[int], n_requests: int, seed: int) -> dict:
 
 
 def engine_candidates(request: dict) -> list[dict]:
-    return [{"id": c["id"], "fields": {f: c.get(f) for f in FIELD_ORDER}} for c in request["candidates"]]
+    """A request's candidates as the engine takes them: text fields and product features, as the
+    service passes a /rank body."""
+    return [{"id": c["id"], "fields": {f: c.get(f) for f in (*FIELD_ORDER, *PRODUCT_FEATURES)}}
+            for c in request["candidates"]]
 
 
 # -- server ------------------------------------------------------------------------------------
@@ -231,8 +236,10 @@ def naive_max_length(ranker: LoadedRanker) -> int:
 
 def naive_score(ranker: LoadedRanker, request: dict, max_length: int, batch_size: int = 32) -> np.ndarray:
     """What a first implementation does: HF pair tokenisation per request, every pair padded
-    to max_length, request order (no length sorting), fixed batches, torch.no_grad."""
+    to max_length, request order (no length sorting), fixed batches, torch.no_grad. A ranker
+    with product features gets each candidate's feature vector, as the optimised path does."""
     tok = ranker.pair_encoder.tokenizer
+    features = ranker.pair_encoder.features
     texts = [" ".join(f"{f}: {c[f]}" for f in FIELD_ORDER if c.get(f)) for c in request["candidates"]]
     scores = []
     with torch.no_grad():
@@ -240,8 +247,10 @@ def naive_score(ranker: LoadedRanker, request: dict, max_length: int, batch_size
             chunk = texts[i:i + batch_size]
             enc = tok([request["query"]] * len(chunk), chunk, padding="max_length", truncation="longest_first",
                       max_length=max_length, return_tensors="pt")
+            vectors = (torch.tensor([features.vector(c) for c in request["candidates"][i:i + batch_size]])
+                       if features else None)
             batch = EncodedBatch(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"],
-                                 torch.zeros(len(chunk), dtype=torch.bool))
+                                 torch.zeros(len(chunk), dtype=torch.bool), features=vectors)
             scores.append(ranker.model.head.ranking_score(ranker.model(batch)))
     return torch.cat(scores).numpy()
 
