@@ -108,11 +108,11 @@ class PretrainConfig(Section):
     max_length: int = Field(64, ge=8, le=512)
     mask_prob: float = Field(0.15, gt=0, lt=1)
     whole_word_masking: bool = True
-    steps: int = Field(200, ge=0)
-    head_warmup_steps: int = Field(40, ge=0)  # MLM head only, encoder frozen: a fair "before" perplexity
+    steps: int = Field(600, ge=0)
+    head_warmup_steps: int = Field(200, ge=0)  # MLM head only, encoder frozen: a fair "before" perplexity
     head_learning_rate: float = Field(2e-3, gt=0)  # the fresh head learns faster than the encoder
     batch_size: int = Field(32, ge=1)
-    learning_rate: float = Field(1e-4, gt=0)
+    learning_rate: float = Field(2e-5, gt=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     eval_texts: int = Field(512, ge=8)  # held-out texts for perplexity
     eval_every: int = Field(50, ge=1)
@@ -130,11 +130,11 @@ class TaskConfig(Section):
 class FieldBudget(Section):
     """Token budget per product field in the cross-encoder input (0 drops the field)."""
 
-    title: int = Field(32, ge=0)
-    brand: int = Field(6, ge=0)
+    title: int = Field(24, ge=0)
+    brand: int = Field(4, ge=0)
     category: int = Field(8, ge=0)
-    attributes: int = Field(16, ge=0)
-    description: int = Field(24, ge=0)
+    attributes: int = Field(12, ge=0)
+    description: int = Field(16, ge=0)
 
 
 class TrainConfig(Section):
@@ -155,7 +155,7 @@ class TrainConfig(Section):
     similarity_prior: bool = False
     similarity_scale: float = Field(5.0, gt=0)  # initial scale; learned
     # numeric product columns fed to the head beside [CLS] (models/features.py)
-    product_features: tuple[Literal["price", "rating"], ...] = ()
+    product_features: tuple[Literal["price", "rating"], ...] = ("price", "rating")
     listwise_loss: Literal["none", "listnet", "lambdaloss"] = "listnet"
     listwise_weight: float = Field(0.5, ge=0)
     task_weighting: Literal["fixed", "uncertainty"] = "uncertainty"
@@ -163,8 +163,8 @@ class TrainConfig(Section):
     score_weights: dict[str, float] = {"click": 1.0, "add_to_cart": 2.0, "purchase": 4.0}
     query_max_tokens: int = Field(16, ge=1)
     fields: FieldBudget = FieldBudget()
-    epochs: int = Field(2, ge=1)
-    max_steps: int = Field(0, ge=0)  # 0 = no cap
+    epochs: int = Field(1, ge=1)
+    max_steps: int = Field(400, ge=0)  # 0 = no cap
     queries_per_batch: int = Field(2, ge=1)
     candidates_per_query: int = Field(16, ge=2)  # sampled per query per step
     learning_rate: float = Field(5e-5, gt=0)
@@ -195,8 +195,8 @@ class TrainConfig(Section):
 
 
 class QualityGate(Section):
-    minimum: dict[str, float] = {}  # metric key in metrics.json -> minimum value
-    must_beat: tuple[str, ...] = ()  # baselines the model must beat on `gate_metric`
+    minimum: dict[str, float] = {"click.ndcg@10": 0.3}  # metric key in metrics.json -> minimum value
+    must_beat: tuple[str, ...] = ("random", "popularity")  # baselines the model must beat on `gate_metric`
     gate_metric: str = "click.ndcg@10"
 
 
@@ -214,7 +214,15 @@ class EvaluateConfig(Section):
     baselines: tuple[str, ...] = ("random", "production", "popularity", "bm25", "minilm_biencoder", "lambdamart")
     max_test_queries: int = Field(0, ge=0)  # 0 = all
     quality_gate: QualityGate = QualityGate()
-    ablations: tuple[Ablation, ...] = ()
+    ablations: tuple[Ablation, ...] = (
+        Ablation(name="no_domain_pretraining", domain_pretraining=False),
+        Ablation(name="shared_bottom", train={"architecture": "shared_bottom"}),
+        Ablation(name="ple", train={"architecture": "ple"}),
+        Ablation(name="no_chaining", train={"chaining": False}),
+        Ablation(name="no_product_features", train={"product_features": []}),
+        Ablation(name="single_task_click", train={"tasks": [{"name": "click", "label": "clicks"}], "chaining": False,
+                                                  "score_weights": {"click": 1.0}}),
+    )
 
 
 class ServingConfig(Section):
@@ -233,7 +241,7 @@ class ServingConfig(Section):
     # pairs per forward pass: a request is scored in length-sorted batches of this many pairs,
     # each padded to its own longest pair (32 measured fastest for MiniLM on 2 cores; a whole
     # rank@100 as one pass pads more). BentoML adaptive (cross-request) batching is off on
-    # purpose, see README "Serving".
+    # purpose, see docs/serving.md "Scoring speed".
     max_batch_size: int = Field(32, ge=1, le=4096)
     request_timeout_s: float = Field(30.0, gt=0, le=600)  # BentoML traffic timeout
     max_concurrency: int = Field(32, ge=1)  # requests in flight before BentoML answers 503

@@ -18,6 +18,8 @@ BASE = {
     "train": {"expert_hidden": 16, "tower_hidden": 8, "n_experts": 2, "max_steps": 6, "eval_every": 3,
               "checkpoint_every": 2, "queries_per_batch": 4, "candidates_per_query": 5, "learning_rate": 1e-3,
               "dropout": 0.0, "patience": 10, "max_eval_queries": 50},
+    # no ablations: the default ones include a click-only variant, which a task weight on purchase cannot have
+    "evaluate": {"ablations": []},
 }
 
 

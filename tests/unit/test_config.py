@@ -2,7 +2,8 @@
 import pytest
 import yaml
 
-from prodrank.config import ConfigError, load_config, resolve
+from prodrank.config import Config, ConfigError, load_config, resolve
+from tests.conftest import PROJECT_ROOT
 
 
 def test_defaults_and_profile_overrides_merge_sections_but_replace_values():
@@ -37,3 +38,8 @@ def test_unknown_profile_and_non_mapping_file(tmp_path):
     path.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_config(path)
+
+
+def test_code_defaults_are_the_default_profile_of_params_yaml():
+    """One source of defaults: ``Config()`` is the documented model, params.yaml's top level."""
+    assert Config() == load_config(PROJECT_ROOT / "params.yaml", profile="default")
