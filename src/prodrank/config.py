@@ -294,21 +294,29 @@ DRIFT_METHODS = ("wasserstein", "jensenshannon", "psi", "hellinger", "kl_div", "
 
 
 class DriftCheck(Section):
-    """One Evidently drift test on one column: ``method`` (an Evidently stattest name) and its
-    ``threshold``. Distance methods (wasserstein, jensenshannon, psi, hellinger, kl_div) flag drift
-    when the distance is >= the threshold; p-value tests (ks, chisquare, ...) when p <= it."""
+    """One Evidently drift test on one column: ``method`` (an Evidently stattest name), its
+    ``threshold`` and the smallest effect worth an alarm. Without a threshold (the default) it is
+    calibrated against the reference (``monitoring.false_alarm_rate``; docs/monitoring.md). With
+    one, Evidently's rule: distance methods (wasserstein, jensenshannon, psi, hellinger, kl_div)
+    flag drift when the distance is >= the threshold; p-value tests (ks, chisquare, ...) when p <= it.
+    Either way drift also needs an effect of at least ``min_effect``: the Wasserstein distance in
+    the column's own units for numbers, the total variation distance for categories."""
 
     method: Literal[DRIFT_METHODS] = "wasserstein"  # type: ignore[valid-type]
-    threshold: float = Field(0.1, gt=0)
+    threshold: float | None = Field(None, gt=0)
+    min_effect: float = Field(0.0, ge=0)
     enabled: bool = True
 
 
-def _num(threshold: float = 0.1) -> DriftCheck:
-    return DriftCheck(method="wasserstein", threshold=threshold)
+def _num(min_effect: float = 0.0) -> DriftCheck:
+    return DriftCheck(method="wasserstein", min_effect=min_effect)
 
 
-def _cat(threshold: float = 0.1) -> DriftCheck:
-    return DriftCheck(method="jensenshannon", threshold=threshold)
+def _cat(min_effect: float = 0.0) -> DriftCheck:
+    return DriftCheck(method="jensenshannon", min_effect=min_effect)
+
+
+SCORE_EFFECT = 0.02  # scores and probabilities: a shift below this is not worth retraining for
 
 
 class DriftChecks(Section):
@@ -326,12 +334,12 @@ class DriftChecks(Section):
     rating: DriftCheck = _num()  # candidate: the rating sent with the request
     unseen_product: DriftCheck = _cat()  # candidate: "new" when the id is not in the reference catalogue
     # prediction drift
-    score: DriftCheck = _num()  # candidate: sum_t w_t p_t
-    p_click: DriftCheck = _num()  # candidate: one per task of the model (p_<task>); tasks missing here use _num()
-    p_add_to_cart: DriftCheck = _num()
-    p_purchase: DriftCheck = _num()
-    top1_score: DriftCheck = _num()  # request: score of the rank-1 result
-    score_gap: DriftCheck = _num()  # request: score at rank 1 - score at rank gap_k
+    score: DriftCheck = _num(SCORE_EFFECT)  # candidate: sum_t w_t p_t
+    p_click: DriftCheck = _num(SCORE_EFFECT)  # candidate: one per task of the model (p_<task>); tasks missing here use _num()
+    p_add_to_cart: DriftCheck = _num(SCORE_EFFECT)
+    p_purchase: DriftCheck = _num(SCORE_EFFECT)
+    top1_score: DriftCheck = _num(SCORE_EFFECT)  # request: score of the rank-1 result
+    score_gap: DriftCheck = _num(SCORE_EFFECT)  # request: score at rank 1 - score at rank gap_k
 
 
 class QualityCheck(Section):
@@ -375,6 +383,8 @@ class MonitoringConfig(Section):
     trigger_on: tuple[Literal["input", "prediction", "quality"], ...] = ("input", "prediction", "quality")
     min_drifted_checks: int = Field(1, ge=1)  # drift verdict: at least this many checks in trigger_on drifted
     checks: DriftChecks = DriftChecks()
+    false_alarm_rate: float = Field(0.01, gt=0, lt=1)  # calibrated checks: P(a window without drift alarms), Bonferroni
+    calibration_resamples: int = Field(300, ge=20)  # cluster-bootstrap resamples of the reference per check
     topk_changed_share: float = Field(0.5, gt=0, le=1)  # share of requests whose top-k changed (two models)
     quality: QualityCheck = QualityCheck()
     retrain: RetrainTrigger = RetrainTrigger()

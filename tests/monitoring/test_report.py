@@ -62,8 +62,10 @@ def test_json_summary_states_each_check_with_statistic_and_threshold(reports):
     for name in ("query_chars", "query_tokens", "query_oov_share", "candidate_count", "price", "score", "p_click",
                  "p_add_to_cart", "p_purchase", "top1_score", "score_gap"):
         row = by_check[name]
-        assert {"drift", "statistic", "threshold", "method", "group", "level"} <= set(row)
-        assert row["drift"] == (row["statistic"] >= row["threshold"])  # wasserstein: a distance
+        assert {"drift", "statistic", "threshold", "effect", "min_effect", "method", "group", "level"} <= set(row)
+        assert row["threshold_source"] == "calibrated" and row["null"]["resamples"] == 300
+        # wasserstein: a distance, held to the calibrated threshold, with an effect in the column's units
+        assert row["drift"] == (row["statistic"] > row["threshold"] and row["effect"] >= row["min_effect"])
     assert by_check["price"]["level"] == "candidate" and by_check["query_chars"]["level"] == "request"
     quality = {r["check"] for r in data["checks"] if r["group"] == "quality"}
     assert {"click.ndcg@5", "click.mrr@5", "click.hitrate@5"} <= quality
@@ -71,7 +73,9 @@ def test_json_summary_states_each_check_with_statistic_and_threshold(reports):
     assert data["current"]["requests_used"] == 1200 and data["reference"]["kind"] == "log"
     assert data["reports"]["html"].endswith("shifted.html")
     assert json.loads((out / "latest.json").read_text())["name"] == "shifted"
-    assert "DRIFT" in format_summary(shifted) and "| price |" in render_markdown(shifted)
+    assert data["calibration"]["false_alarm_rate"] == 0.01 and data["calibration"]["checks"] >= 11
+    assert "DRIFT" in format_summary(shifted) and "cal., effect" in format_summary(shifted)
+    assert "| price |" in render_markdown(shifted)
 
 
 def test_html_is_one_self_contained_file(reports):
@@ -136,6 +140,7 @@ def test_config_names_a_bad_method_and_merges_checks_key_by_key():
         resolve({"monitoring": {"checks": {"price": {"method": "nope"}}}})
     cfg = resolve({"monitoring": {"checks": {"price": {"threshold": 0.3}}}})
     assert cfg.monitoring.checks.price == DriftCheck(method="wasserstein", threshold=0.3)
+    assert resolve({}).monitoring.checks.price.threshold is None  # calibrated by default
     assert cfg.monitoring.checks.brand.method == "jensenshannon"
 
 

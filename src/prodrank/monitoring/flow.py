@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 from prodrank.config import Config, load_config
+from prodrank.monitoring.report import threshold_text
 
 log = logging.getLogger("prodrank.monitoring")
 ARTIFACT_KEY = "prodrank-drift"
@@ -40,12 +41,13 @@ def render_markdown(summary: dict[str, Any]) -> str:
              f"- reference: {summary['reference'].get('kind')} ({summary['reference'].get('requests_used')} requests)",
              f"- rule: {summary['rule']}",
              f"- report: `{(summary.get('reports') or {}).get('html')}` / `{(summary.get('reports') or {}).get('json')}`",
-             "", "| group | check | method | statistic | threshold | drift |", "|---|---|---|---|---|---|"]
+             "", "| group | check | method | statistic | threshold | effect | min effect | drift |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in summary["checks"]:
         stat = "—" if r["statistic"] is None else f"{r['statistic']:.4g}"
-        thr = "—" if r["threshold"] is None else f"{r['threshold']:.4g}"
-        lines.append(f"| {r['group']} | {r['check']} | {r['method']} | {stat} | {thr} | "
-                     f"{'**yes**' if r['drift'] else 'no'} |")
+        effect = "—" if r.get("effect") is None else f"{r['effect']:.4g}"
+        lines.append(f"| {r['group']} | {r['check']} | {r['method']} | {stat} | {threshold_text(r)} | {effect} | "
+                     f"{r.get('min_effect', '—')} | {'**yes**' if r['drift'] else 'no'} |")
     retrain = summary.get("retrain")
     if retrain:
         lines += ["", f"Retrain: {'triggered' if retrain.get('triggered') else 'not triggered'} — "

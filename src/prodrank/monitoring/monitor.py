@@ -21,6 +21,7 @@ import pandas as pd
 from prodrank.config import Config, MonitoringConfig
 from prodrank.monitoring import features as F
 from prodrank.monitoring.logwindow import Window, as_utc, read_window, window_name
+from prodrank.monitoring.report import build_report, threshold_text, write_report
 
 log = logging.getLogger("prodrank.monitoring")
 
@@ -246,8 +247,6 @@ def run_monitor(cfg: Config, root: str | Path = ".", start: str | None = None, e
                     "known_products": None if ctx.known_products is None else len(ctx.known_products), "catalogs": getattr(ctx, "catalog_files", None)},
         "settings": mon.model_dump(mode="json"),
     }
-    from prodrank.monitoring.report import build_report, write_report
-
     summary, html = build_report(reference, cur_feats, mon, meta, topk)
     out = Path(out_dir) if out_dir else root / mon.reports_dir
     paths = write_report(summary, html, out, name)
@@ -276,10 +275,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     for row in summary["checks"]:
         stat = row["statistic"]
         stat_s = "—" if stat is None else f"{stat:.4g}"
-        thr = row["threshold"]
-        thr_s = "—" if thr is None else f"{thr:.4g}"
+        effect = row.get("effect")
+        effect_s = "" if effect is None else f", effect {effect:.4g} (min {row.get('min_effect', 0):.4g})"
         lines.append(f"  {'DRIFT' if row['drift'] else 'ok   '} {row['group']:<10} {row['check']:<22} "
-                     f"{row['method']:<14} {stat_s:>10} (threshold {thr_s})")
+                     f"{row['method']:<14} {stat_s:>10} (threshold {threshold_text(row)}{effect_s})")
     retrain = summary.get("retrain")
     if retrain:
         lines.append(f"retrain: {'triggered' if retrain.get('triggered') else 'not triggered'} — "

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from prodrank.config import DriftCheck, MonitoringConfig
+from prodrank.monitoring.calibrate import P_VALUE_METHODS, Calibrator, NullDistribution, effect_size, observed
 from prodrank.monitoring.features import (
     CANDIDATE_CATEGORICAL,
     REQUEST_COLUMNS,
@@ -43,8 +45,6 @@ from prodrank.monitoring.features import (
 
 log = logging.getLogger(__name__)
 
-P_VALUE_METHODS = frozenset({"ks", "chisquare", "z", "mannw", "anderson", "cramer_von_mises", "t_test", "TVD",
-                             "fisher_exact", "g_test"})
 INPUT_CHECKS = ("query_chars", "query_tokens", "query_oov_share", "candidate_count", "category", "brand", "price",
                 "rating", "unseen_product")
 QUALITY_METRICS = ("ndcg", "mrr", "hitrate")
@@ -102,35 +102,95 @@ def _finite(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+# -- drift checks -----------------------------------------------------------------------------
+@dataclass
+class DriftResult:
+    """One drift check of one window: Evidently's statistic, the threshold it was held to (fixed, or
+    calibrated against the reference), and the effect in the column's own terms."""
+
+    check: str
+    method: str
+    categorical: bool
+    statistic: float | None = None
+    threshold: float | None = None
+    calibrated: bool = False
+    effect: float | None = None
+    min_effect: float = 0.0
+    drift: bool = False
+    null: NullDistribution | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The summary's row (JSON)."""
+        p_value = self.method in P_VALUE_METHODS
+        rule = "p-value < threshold" if p_value else "distance > threshold"
+        if not self.calibrated:
+            rule = "p-value <= threshold" if p_value else "distance >= threshold"
+        row = {"check": self.check, "group": check_group(self.check), "column": self.check,
+               "level": "request" if self.check in REQUEST_COLUMNS else "candidate", "method": self.method,
+               "statistic": self.statistic, "threshold": self.threshold,
+               "threshold_source": "calibrated" if self.calibrated else "fixed",
+               "effect": self.effect, "effect_unit": "total variation (share of rows)" if self.categorical
+               else "Wasserstein distance in the column's units",
+               "min_effect": self.min_effect, "rule": f"drift when {rule} and effect >= min_effect",
+               "drift": self.drift}
+        if self.null is not None:
+            row["null"] = self.null.summary()
+        if self.statistic is None:
+            row["note"] = "no values in one of the windows: not compared"
+        return row
+
+
+def drift_checks(ref: pd.DataFrame, cur: pd.DataFrame, checks: dict[str, DriftCheck], mon: MonitoringConfig,
+                 calibrator: Calibrator) -> list[DriftResult]:
+    """Decide every drift check on the long tables of :func:`drift_frame`. A check without a fixed
+    threshold is held to the ``1 - false_alarm_rate / k`` quantile of its null distribution, k the
+    number of such checks compared (Bonferroni, so a window without drift alarms with probability
+    at most ``false_alarm_rate``); every check also needs an effect of at least ``min_effect``."""
+    usable = {n for n in checks if ref[n].notna().any() and cur[n].notna().any()}
+    calibrated = sum(checks[n].threshold is None for n in usable)
+    level = 1 - mon.false_alarm_rate / max(1, calibrated)
+    results = []
+    for name, check in checks.items():
+        result = DriftResult(name, check.method, name in CANDIDATE_CATEGORICAL, min_effect=check.min_effect)
+        results.append(result)
+        if name not in usable:
+            continue
+        r, c = ref[name].dropna(), cur[name].dropna()
+        result.statistic = _finite(observed(check.method, r, c, result.categorical))
+        result.effect = effect_size(r.to_numpy(), c.to_numpy(), result.categorical)
+        if result.statistic is None:
+            continue
+        if check.threshold is None:
+            result.calibrated = True
+            requests = int(cur.loc[cur[name].notna(), "request_id"].nunique())
+            result.null = calibrator.null(name, check.method, result.categorical, requests)
+            result.threshold = result.null.threshold(level)
+            beyond = result.null.exceeded(result.statistic, level)
+        else:
+            result.threshold = check.threshold
+            beyond = is_drift(check.method, result.statistic, check.threshold)
+        result.drift = bool(beyond and result.effect >= check.min_effect)
+    return results
+
+
 # -- Evidently --------------------------------------------------------------------------------
-def _drift_snapshot(ref: pd.DataFrame, cur: pd.DataFrame, checks: dict[str, DriftCheck]):
+def _drift_snapshot(ref: pd.DataFrame, cur: pd.DataFrame, results: list[DriftResult]):
+    """Evidently's ValueDrift widgets of the compared checks, at the thresholds they were held to
+    (the verdicts are :func:`drift_checks`'s: Evidently knows neither calibration nor min_effect)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
 
-    numerical = [c for c in checks if c not in CANDIDATE_CATEGORICAL]
-    categorical = [c for c in checks if c in CANDIDATE_CATEGORICAL]
+    compared = [r for r in results if r.statistic is not None]
+    if not compared:
+        return None
+    numerical = [r.check for r in compared if not r.categorical]
+    categorical = [r.check for r in compared if r.categorical]
     dd = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     columns = numerical + categorical
-    metrics = []
-    usable = {}
-    for column in columns:
-        # a column with no value in either window cannot be compared (e.g. no prices sent)
-        if ref[column].notna().sum() == 0 or cur[column].notna().sum() == 0:
-            continue
-        usable[column] = checks[column]
-        metrics.append(ValueDrift(column=column, method=checks[column].method, threshold=checks[column].threshold))
-    if not metrics:
-        return None, {}
-    report = Report(metrics, include_tests=False)
-    snapshot = report.run(current_data=Dataset.from_pandas(cur[columns], data_definition=dd),
-                          reference_data=Dataset.from_pandas(ref[columns], data_definition=dd))
-    values = {}
-    for item in snapshot.dict()["metrics"]:
-        config = item.get("config") or {}
-        column = config.get("column")
-        if column in usable:
-            values[column] = _finite(item["value"])
-    return snapshot, values
+    report = Report([ValueDrift(column=r.check, method=r.method, threshold=r.threshold) for r in compared],
+                    include_tests=False)
+    return report.run(current_data=Dataset.from_pandas(cur[columns], data_definition=dd),
+                      reference_data=Dataset.from_pandas(ref[columns], data_definition=dd))
 
 
 def _quality_snapshot(cur: pd.DataFrame, ref: pd.DataFrame | None, tasks: tuple[str, ...], k: int):
@@ -264,23 +324,19 @@ def build_report(reference: WindowFeatures, current: WindowFeatures, mon: Monito
     tasks = tuple(t for t in current.tasks if t in reference.tasks) or current.tasks
     checks = enabled_checks(mon, tasks)
     ref_frame, cur_frame = drift_frame(reference, tasks), drift_frame(current, tasks)
-    drift_snapshot, stats = _drift_snapshot(ref_frame, cur_frame, checks)
+    calibrator = Calibrator(ref_frame, mon.calibration_resamples, mon.seed)
+    results = drift_checks(ref_frame, cur_frame, checks, mon, calibrator)
+    drift_snapshot = _drift_snapshot(ref_frame, cur_frame, results)
     rows: list[dict[str, Any]] = []
-    for name, check in checks.items():
-        level = "request" if name in REQUEST_COLUMNS else "candidate"
-        stat = stats.get(name)
-        row = {"check": name, "group": check_group(name), "column": name, "level": level, "method": check.method,
-               "statistic": stat, "threshold": check.threshold,
-               "rule": "drift when p-value <= threshold" if check.method in P_VALUE_METHODS
-               else "drift when distance >= threshold",
-               "drift": is_drift(check.method, stat, check.threshold) if stat is not None else False,
-               "reference_mean": _finite(ref_frame[name].mean()) if name not in CANDIDATE_CATEGORICAL else None,
-               "current_mean": _finite(cur_frame[name].mean()) if name not in CANDIDATE_CATEGORICAL else None}
-        if name in CANDIDATE_CATEGORICAL:
+    for result in results:
+        row = result.row()
+        name = result.check
+        if result.categorical:
             row["reference_top"] = _top_shares(ref_frame[name])
             row["current_top"] = _top_shares(cur_frame[name])
-        if stat is None:
-            row["note"] = "no values in one of the windows: not compared"
+        else:
+            row["reference_mean"] = _finite(ref_frame[name].mean())
+            row["current_mean"] = _finite(cur_frame[name].mean())
         rows.append(row)
     if topk is not None and topk.get("share") is not None:
         rows.append({"check": "topk_changed", "group": "prediction", "column": f"top{mon.top_k}", "level": "request",
@@ -322,6 +378,9 @@ def build_report(reference: WindowFeatures, current: WindowFeatures, mon: Monito
         "rule": f"drift when at least {mon.min_drifted_checks} check(s) of {list(mon.trigger_on)} drifted "
                 f"and both windows hold >= {mon.min_requests} requests",
         "tasks": list(tasks),
+        "calibration": {"false_alarm_rate": mon.false_alarm_rate, "resamples": mon.calibration_resamples,
+                        "checks": sum(r.calibrated for r in results),
+                        "method": "two-sample cluster bootstrap of the reference by request; log-normal tail"},
         "checks": rows,
         "quality": {"k": mon.quality.k, "values": quality_values, "requests_with_feedback": fb_counts,
                     "comparable_with_reference": comparable,
@@ -361,6 +420,12 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def threshold_text(row: dict[str, Any]) -> str:
+    """A check's threshold, marked "cal." when calibrated against the reference."""
+    text = _fmt(row.get("threshold"))
+    return f"{text} cal." if row.get("threshold_source") == "calibrated" else text
+
+
 def render_html(summary: dict[str, Any], drift_snapshot, quality_snapshot) -> str:
     """One self-contained page: the verdict table, then Evidently's drift and quality widgets."""
     from evidently.core.metric_types import render_widgets
@@ -375,11 +440,17 @@ def render_html(summary: dict[str, Any], drift_snapshot, quality_snapshot) -> st
             f" ({summary.get('reference', {}).get('requests_used')} requests) · model(s): "
             f"{', '.join(summary.get('current', {}).get('model_versions') or [])}")
     rows = [[r["group"], r["check"], r.get("level", "request"), r["method"], _fmt(r["statistic"]),
-             _fmt(r["threshold"]), "DRIFT" if r["drift"] else "ok", r.get("note") or ""]
-            for r in summary["checks"]]
-    verdict = [header_text(label=head), header_text(label=info),
+             threshold_text(r), _fmt(r.get("effect")), _fmt(r.get("min_effect")), "DRIFT" if r["drift"] else "ok",
+             r.get("note") or ""] for r in summary["checks"]]
+    calibration = summary.get("calibration") or {}
+    note = (f"thresholds: 'cal.' = calibrated against the reference ({calibration.get('resamples')} cluster-bootstrap "
+            f"resamples; at most {calibration.get('false_alarm_rate')} chance of a false alarm per window across "
+            f"{calibration.get('checks')} calibrated checks); effect: Wasserstein distance in the column's units, "
+            "total variation for categories; drift needs statistic beyond threshold and effect >= min effect")
+    verdict = [header_text(label=head), header_text(label=info), header_text(label=note),
                table_data(title="Checks", column_names=["group", "check", "level", "method", "statistic",
-                                                       "threshold", "verdict", "note"], data=rows)]
+                                                       "threshold", "effect", "min effect", "verdict", "note"],
+                          data=rows)]
     widgets = [group_widget(title="Verdict", widgets=verdict)]
     if drift_snapshot is not None:
         widgets.append(group_widget(title="Input and prediction drift (Evidently ValueDrift)",
