@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,8 @@ from tqdm import tqdm
 from transformers import AutoTokenizer, BertModel
 
 from prodrank.config import Config, TrainConfig
+from prodrank.data.catalog import product_fields
+from prodrank.data.labels import grade_range
 from prodrank.io import atomic_dir, atomic_path, write_json
 from prodrank.metrics import ndcg_at_k
 from prodrank.models.encoder import EncodedBatch, InputBudget, PairEncoder
@@ -38,7 +40,7 @@ from prodrank.models.losses import (
 from prodrank.models.multitask import HeadConfig
 from prodrank.models.ranker import CrossEncoderRanker, LoadedRanker, save_ranker
 from prodrank.training.distributed import DistContext, init_distributed, shutdown_distributed
-from prodrank.training.groups import QueryGroup, build_groups, grade_range, load_split, product_fields
+from prodrank.training.groups import QueryGroup, build_groups, load_split
 from prodrank.training.schedule import linear_warmup_decay, seed_everything
 
 log = logging.getLogger(__name__)
@@ -249,6 +251,149 @@ def _write_plots(history: dict[str, list[dict]], tasks: tuple[str, ...], plots_d
             frame.to_csv(tmp, index=False)
 
 
+@dataclass
+class TrainState:
+    """Progress of a run: what a checkpoint restores besides weights, optimiser and scheduler."""
+
+    step: int = 0
+    best_metric: float = -1.0
+    best_step: int = -1
+    bad_evals: int = 0
+    stopped_early: bool = False
+    history: dict[str, list[dict]] = field(default_factory=lambda: {"train_loss": [], "valid_ndcg": []})
+
+
+@dataclass
+class TrainData:
+    """The query groups a run trains and selects on, and the product fields they show."""
+
+    catalog: pd.DataFrame
+    products: dict[str, dict]
+    train_groups: list[QueryGroup]
+    valid_groups: list[QueryGroup]
+
+
+@dataclass
+class Run:
+    """What every training step touches: model, its objective and optimiser, the step budget."""
+
+    model: CrossEncoderRanker
+    pair_encoder: PairEncoder
+    objective: MultiTaskObjective
+    trainable: nn.Module  # the objective, wrapped in DistributedDataParallel when distributed
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    steps_per_epoch: int
+    total_steps: int
+    ctx: DistContext
+
+
+def load_training_data(cfg: Config, prepared_dir: Path) -> TrainData:
+    """Train and validation groups, subsampled to ``max_train_queries``/``max_eval_queries``
+    (validation keeps only queries with some gain: NDCG is undefined without one)."""
+    tcfg = cfg.train
+    catalog = pd.read_parquet(prepared_dir / "catalog.parquet")
+    train, valid = load_split(prepared_dir, "train"), load_split(prepared_dir, "valid")
+    grades = grade_range(train["interactions"], tcfg.tasks)
+    train_groups = build_groups(train["interactions"], train["queries"], tcfg.tasks, tcfg.score_weights, grades)
+    valid_groups = build_groups(valid["interactions"], valid["queries"], tcfg.tasks, tcfg.score_weights, grades)
+    rng = np.random.default_rng(cfg.seed)
+    if tcfg.max_train_queries and len(train_groups) > tcfg.max_train_queries:
+        train_groups = [train_groups[i] for i in np.sort(rng.choice(len(train_groups), tcfg.max_train_queries, replace=False))]
+    valid_groups = [g for g in valid_groups if g.gains.max() > 0]
+    if len(valid_groups) > tcfg.max_eval_queries:
+        valid_groups = [valid_groups[i] for i in np.sort(rng.choice(len(valid_groups), tcfg.max_eval_queries, replace=False))]
+    if not train_groups or not valid_groups:
+        raise ValueError(f"need training and validation queries, got {len(train_groups)} and {len(valid_groups)}")
+    return TrainData(catalog, product_fields(catalog), train_groups, valid_groups)
+
+
+def set_up(cfg: Config, data: TrainData, init_dir: Path, ctx: DistContext) -> Run:
+    """Model (product features fitted on the training products), objective, optimiser, schedule."""
+    tcfg = cfg.train
+    train_products = data.catalog["product_id"].isin({p for g in data.train_groups for p in g.product_ids})
+    features = ProductFeatures.fit(data.catalog[train_products], tcfg.product_features) if tcfg.product_features else None
+    model, pair_encoder = build_model(tcfg, init_dir, features)
+    objective = MultiTaskObjective(model, tcfg).to(ctx.device)
+    optimizer = _optimizer(objective, tcfg)
+    steps_per_epoch = math.ceil(len(data.train_groups) / tcfg.queries_per_batch)
+    total_steps = tcfg.epochs * steps_per_epoch
+    if tcfg.max_steps:
+        total_steps = min(total_steps, tcfg.max_steps)
+    scheduler = linear_warmup_decay(optimizer, int(tcfg.warmup_ratio * total_steps), total_steps)
+    trainable = DistributedDataParallel(objective) if ctx.enabled else objective
+    return Run(model, pair_encoder, objective, trainable, optimizer, scheduler, steps_per_epoch, total_steps, ctx)
+
+
+def resume(run: Run, state_path: Path, fingerprint: str) -> TrainState:
+    """The checkpointed state when it was trained by this config, data and code; else a fresh one."""
+    if not state_path.exists():
+        return TrainState()
+    saved = torch.load(state_path, weights_only=True, map_location="cpu")
+    if saved["fingerprint"] != fingerprint:
+        log.info("ignoring checkpoint %s: config or data changed", state_path)
+        return TrainState()
+    run.objective.load_state_dict(saved["objective"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["torch_rng"])  # dropout masks continue as if never stopped
+    state = TrainState(**saved["progress"])
+    log.info("resuming from %s at step %d of %d", state_path, state.step, run.total_steps)
+    return state
+
+
+def save_checkpoint(run: Run, state: TrainState, state_path: Path, fingerprint: str) -> None:
+    if run.ctx.is_main:
+        payload = {"fingerprint": fingerprint, "objective": run.objective.state_dict(),
+                   "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+                   "progress": asdict(state), "torch_rng": torch.get_rng_state()}
+        with atomic_path(state_path) as tmp:
+            torch.save(payload, tmp)
+
+
+def train_step(cfg: Config, run: Run, data: TrainData, state: TrainState) -> dict[str, float]:
+    """One optimiser step on the batch the step number determines (module doc); returns its log row."""
+    tcfg, step = cfg.train, state.step
+    epoch, position = divmod(step, run.steps_per_epoch)
+    order = np.random.default_rng([cfg.seed, epoch]).permutation(len(data.train_groups))
+    chosen = [data.train_groups[i] for i in order[position * tcfg.queries_per_batch : (position + 1) * tcfg.queries_per_batch]]
+    global_batch = sample_batch(chosen, tcfg.candidates_per_query, np.random.default_rng([cfg.seed, 1_000_003, step]))
+    normalizers = global_normalizers(global_batch, run.model.tasks, run.ctx.world_size)
+    batch = shard(global_batch, run.ctx)
+    encoded = run.pair_encoder.encode(batch.queries, batch.product_ids).to(run.ctx.device)
+    loss, parts = run.trainable(encoded, batch.to(run.ctx.device), normalizers)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.objective.parameters(), tcfg.grad_clip)
+    run.optimizer.step()
+    run.scheduler.step()
+    state.step = step + 1
+    row = {"step": state.step, "loss": loss.item(), "grad_norm": grad_norm.item()}
+    row.update({k: float(v) for k, v in parts.items()})
+    row.update({f"{t}/weight": w for t, w in run.objective.weighting.current_weights().items()})
+    state.history["train_loss"].append(row)
+    return row
+
+
+def validate_and_keep_best(cfg: Config, run: Run, data: TrainData, state: TrainState, best_dir: Path) -> None:
+    """Validation NDCG@10; the best model so far is saved to ``best_dir``; patience decides early stopping."""
+    metric = evaluate_groups(LoadedRanker(run.model, run.pair_encoder), data.valid_groups, data.products, 10,
+                             cfg.train.score_batch_size)
+    run.model.train()
+    state.history["valid_ndcg"].append({"step": state.step, "ndcg@10": metric})
+    log.info("step %d: validation NDCG@10 = %.4f (best %.4f)", state.step, metric, state.best_metric)
+    if metric > state.best_metric:
+        state.best_metric, state.best_step, state.bad_evals = metric, state.step, 0
+        if run.ctx.is_main:
+            with atomic_dir(best_dir) as tmp:
+                save_ranker(run.model, run.pair_encoder, tmp)
+    else:
+        state.bad_evals += 1
+    if state.bad_evals >= cfg.train.patience:
+        log.info("early stopping at step %d: no gain in %d evaluations", state.step, cfg.train.patience)
+        state.stopped_early = True
+
+
 def finetune(
     cfg: Config,
     prepared_dir: str | Path,
@@ -264,133 +409,43 @@ def finetune(
     torch.set_num_threads(cfg.runtime.threads)
     seed_everything(cfg.seed)
     prepared_dir, init_dir, checkpoint_dir = Path(prepared_dir), Path(init_dir), Path(checkpoint_dir)
-    tasks = tuple(t.name for t in tcfg.tasks)
-
-    catalog = pd.read_parquet(prepared_dir / "catalog.parquet")
-    products = product_fields(catalog)
-    train, valid = load_split(prepared_dir, "train"), load_split(prepared_dir, "valid")
-    grades = grade_range(train["interactions"], tcfg.tasks)
-    train_groups = build_groups(train["interactions"], train["queries"], tcfg.tasks, tcfg.score_weights, grades)
-    valid_groups = build_groups(valid["interactions"], valid["queries"], tcfg.tasks, tcfg.score_weights, grades)
-    rng = np.random.default_rng(cfg.seed)
-    if tcfg.max_train_queries and len(train_groups) > tcfg.max_train_queries:
-        train_groups = [train_groups[i] for i in np.sort(rng.choice(len(train_groups), tcfg.max_train_queries, replace=False))]
-    valid_groups = [g for g in valid_groups if g.gains.max() > 0]
-    if len(valid_groups) > tcfg.max_eval_queries:
-        valid_groups = [valid_groups[i] for i in np.sort(rng.choice(len(valid_groups), tcfg.max_eval_queries, replace=False))]
-    if not train_groups or not valid_groups:
-        raise ValueError(f"need training and validation queries, got {len(train_groups)} and {len(valid_groups)}")
-
-    train_products = catalog["product_id"].isin({p for g in train_groups for p in g.product_ids})
-    features = ProductFeatures.fit(catalog[train_products], tcfg.product_features) if tcfg.product_features else None
-    model, pair_encoder = build_model(tcfg, init_dir, features)
-    device = ctx.device
-    objective = MultiTaskObjective(model, tcfg).to(device)
-    optimizer = _optimizer(objective, tcfg)
-    steps_per_epoch = math.ceil(len(train_groups) / tcfg.queries_per_batch)
-    total_steps = tcfg.epochs * steps_per_epoch
-    if tcfg.max_steps:
-        total_steps = min(total_steps, tcfg.max_steps)
-    scheduler = linear_warmup_decay(optimizer, int(tcfg.warmup_ratio * total_steps), total_steps)
-
+    data = load_training_data(cfg, prepared_dir)
+    run = set_up(cfg, data, init_dir, ctx)
     fingerprint = _fingerprint(cfg, [prepared_dir / "train", prepared_dir / "valid", init_dir / "model.safetensors"])
-    state_path = checkpoint_dir / "state.pt"
-    best_dir = checkpoint_dir / "best"
-    state = {
-        "step": 0, "best_metric": -1.0, "best_step": -1, "bad_evals": 0, "stopped_early": False,
-        "history": {"train_loss": [], "valid_ndcg": []},
-    }
-    if state_path.exists():
-        saved = torch.load(state_path, weights_only=True, map_location="cpu")
-        if saved["fingerprint"] == fingerprint:
-            objective.load_state_dict(saved["objective"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            state = saved["progress"]
-            torch.set_rng_state(saved["torch_rng"])  # dropout masks continue as if never stopped
-            log.info("resuming from %s at step %d of %d", state_path, state["step"], total_steps)
-        else:
-            log.info("ignoring checkpoint %s: config or data changed", state_path)
-    trainable = DistributedDataParallel(objective) if ctx.enabled else objective
-
-    def save_checkpoint() -> None:
-        if ctx.is_main:
-            payload = {
-                "fingerprint": fingerprint,
-                "objective": objective.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "progress": state,
-                "torch_rng": torch.get_rng_state(),
-            }
-            with atomic_path(state_path) as tmp:
-                torch.save(payload, tmp)
-
+    state_path, best_dir = checkpoint_dir / "state.pt", checkpoint_dir / "best"
+    state = resume(run, state_path, fingerprint)
     # tokenise only the products these queries show, not the whole catalogue
-    shown = {p for g in train_groups + valid_groups for p in g.product_ids}
-    pair_encoder.encode_products({pid: products[pid] for pid in shown})
+    shown = {p for g in data.train_groups + data.valid_groups for p in g.product_ids}
+    run.pair_encoder.encode_products({pid: data.products[pid] for pid in shown})
     log.info(
         "training %s (%s, chaining=%s, listwise=%s, weighting=%s) on %d queries for %d steps, %d process(es)",
-        "/".join(tasks), tcfg.architecture, tcfg.chaining, tcfg.listwise_loss, tcfg.task_weighting,
-        len(train_groups), total_steps, ctx.world_size,
+        "/".join(run.model.tasks), tcfg.architecture, tcfg.chaining, tcfg.listwise_loss, tcfg.task_weighting,
+        len(data.train_groups), run.total_steps, ctx.world_size,
     )
-    progress = tqdm(total=total_steps, initial=state["step"], desc="train", disable=not ctx.is_main)
-    objective.train()
-    while state["step"] < total_steps and not state["stopped_early"]:
-        step = state["step"]
-        epoch, position = divmod(step, steps_per_epoch)
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_groups))
-        chosen = [train_groups[i] for i in order[position * tcfg.queries_per_batch : (position + 1) * tcfg.queries_per_batch]]
-        global_batch = sample_batch(chosen, tcfg.candidates_per_query, np.random.default_rng([cfg.seed, 1_000_003, step]))
-        normalizers = global_normalizers(global_batch, tasks, ctx.world_size)
-        batch = shard(global_batch, ctx)
-        encoded = pair_encoder.encode(batch.queries, batch.product_ids).to(device)
-        loss, parts = trainable(encoded, batch.to(device), normalizers)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(objective.parameters(), tcfg.grad_clip)
-        optimizer.step()
-        scheduler.step()
-        state["step"] = step + 1
-        row = {"step": state["step"], "loss": loss.item(), "grad_norm": grad_norm.item()}
-        row.update({k: float(v) for k, v in parts.items()})
-        row.update({f"{t}/weight": w for t, w in objective.weighting.current_weights().items()})
-        state["history"]["train_loss"].append(row)
+    progress = tqdm(total=run.total_steps, initial=state.step, desc="train", disable=not ctx.is_main)
+    run.objective.train()
+    while state.step < run.total_steps and not state.stopped_early:
+        row = train_step(cfg, run, data, state)
         progress.update(1)
         progress.set_postfix(loss=f"{row['loss']:.4f}")
-
-        if state["step"] % tcfg.eval_every == 0 or state["step"] == total_steps:
-            metric = evaluate_groups(LoadedRanker(model, pair_encoder), valid_groups, products, 10, tcfg.score_batch_size)
-            model.train()
-            state["history"]["valid_ndcg"].append({"step": state["step"], "ndcg@10": metric})
-            log.info("step %d: validation NDCG@10 = %.4f (best %.4f)", state["step"], metric, state["best_metric"])
-            if metric > state["best_metric"]:
-                state.update(best_metric=metric, best_step=state["step"], bad_evals=0)
-                if ctx.is_main:
-                    with atomic_dir(best_dir) as tmp:
-                        save_ranker(model, pair_encoder, tmp)
-            else:
-                state["bad_evals"] += 1
-            if state["bad_evals"] >= tcfg.patience:
-                log.info("early stopping at step %d: no gain in %d evaluations", state["step"], tcfg.patience)
-                state["stopped_early"] = True
-        if state["step"] % tcfg.checkpoint_every == 0 or state["stopped_early"] or state["step"] == total_steps:
-            save_checkpoint()
+        if state.step % tcfg.eval_every == 0 or state.step == run.total_steps:
+            validate_and_keep_best(cfg, run, data, state, best_dir)
+        if state.step % tcfg.checkpoint_every == 0 or state.stopped_early or state.step == run.total_steps:
+            save_checkpoint(run, state, state_path, fingerprint)
     progress.close()
-
     summary = {
-        "best_valid_ndcg@10": state["best_metric"],
-        "best_step": state["best_step"],
-        "steps": state["step"],
-        "total_steps": total_steps,
-        "stopped_early": state["stopped_early"],
-        "train_queries": len(train_groups),
-        "valid_queries": len(valid_groups),
+        "best_valid_ndcg@10": state.best_metric,
+        "best_step": state.best_step,
+        "steps": state.step,
+        "total_steps": run.total_steps,
+        "stopped_early": state.stopped_early,
+        "train_queries": len(data.train_groups),
+        "valid_queries": len(data.valid_groups),
         "world_size": ctx.world_size,
-        "final_task_weights": objective.weighting.current_weights(),
+        "final_task_weights": run.objective.weighting.current_weights(),
     }
     if ctx.is_main:
-        _write_plots(state["history"], tasks, Path(plots_dir))
+        _write_plots(state.history, run.model.tasks, Path(plots_dir))
         with atomic_dir(out_dir) as tmp:
             shutil.copytree(best_dir, tmp, dirs_exist_ok=True)
         write_json(summary, metrics_path)
