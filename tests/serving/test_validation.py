@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import sys
+import unicodedata
 
+import jsonschema
+import jsonschema_rs
 import pytest
 from pydantic import ValidationError
+from schemathesis.core.jsonschema.patterns import compile_ecma_pattern
 
-from prodrank.serving.guard import RequestGuard, check_json_body
-from prodrank.serving.schemas import LIMITS, Candidate, FeedbackRequest, RankRequest, format_validation_errors
+from prodrank.serving.guard import RequestGuard, check_json_body, complete_openapi
+from prodrank.serving.schemas import (
+    BLANK_RANGES,
+    LIMITS,
+    Candidate,
+    FeedbackRequest,
+    RankRequest,
+    format_validation_errors,
+    is_blank,
+)
 
 
 def good(**over):
@@ -66,6 +80,68 @@ def test_too_many_candidates_uses_the_configured_limit(monkeypatch):
     err = errors_of(RankRequest, body)
     assert err["errors"] == [{"field": "candidates", "message": "4 candidates, more than the limit of 3"}]
     RankRequest.model_validate_json(json.dumps(good(candidates=body["candidates"][:3])))
+
+
+def code_points() -> list[str]:
+    """Every Unicode scalar value (no surrogates: a JSON text cannot carry them alone)."""
+    return [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+
+
+def whitespace_by_any_reading() -> set[str]:
+    """What Python's str.isspace, an ECMA-262 engine (jsonschema_rs) and Python's ASCII reading of
+    ``\\s`` (schemathesis' generator) each call whitespace."""
+    ecma = jsonschema_rs.validator_for({"type": "string", "pattern": r"\S"})
+    return {c for c in code_points() if c.isspace() or not ecma.is_valid(c) or re.fullmatch(r"\s", c, re.ASCII)}
+
+
+def disputed_code_points() -> list[str]:
+    """Where the readings of "blank" could differ: whitespace by any reading, the blank set itself,
+    and every control, format and separator character; plus ordinary text as a control group."""
+    categories = {"Cc", "Cf", "Zs", "Zl", "Zp"}
+    blank = {chr(c) for a, b in BLANK_RANGES for c in range(a, b + 1)}
+    others = {c for c in code_points() if unicodedata.category(c) in categories}
+    return sorted(whitespace_by_any_reading() | blank | others | set("a\u00e9\u4e2d-_."))
+
+
+def accepted_by_pydantic(body: dict) -> bool:
+    try:
+        RankRequest.model_validate_json(json.dumps(body))
+    except ValidationError:
+        return False
+    return True
+
+
+def test_blank_covers_whitespace_by_every_reading():
+    assert all(is_blank(c) for c in whitespace_by_any_reading())
+    assert not is_blank(" a ") and is_blank("\u00a0\x1c\u2028\ufeff\u180e")
+
+
+def test_schema_and_validator_agree_on_blank_for_every_disputed_code_point():
+    """Each disputed character as the whole query, id or title: the validators accept the body
+    exactly when the JSON Schema does, read by Python's jsonschema, an ECMA-262 engine
+    (jsonschema_rs) and schemathesis' generator."""
+    schema = RankRequest.model_json_schema()
+    patterns = {schema["properties"]["query"]["pattern"], *(
+        schema["$defs"]["Candidate"]["properties"][f]["pattern"] for f in ("id", "title"))}
+    readers = [jsonschema.Draft202012Validator(schema).is_valid, jsonschema_rs.validator_for(schema).is_valid]
+    generator_readings = [compile_ecma_pattern(p) for p in patterns]
+    disagreements = []
+    for c in disputed_code_points():
+        for body in (good(query=c), good(candidates=[{"id": c, "title": "t"}]), good(candidates=[{"id": "a", "title": c}])):
+            accepted = accepted_by_pydantic(body)
+            if any(read(body) != accepted for read in readers):
+                disagreements.append((f"U+{ord(c):04X}", [read(body) for read in readers], accepted))
+        if any(bool(pattern.search(c)) == is_blank(c) for pattern in generator_readings):
+            disagreements.append((f"U+{ord(c):04X}", "generator", not is_blank(c)))
+    assert not disagreements, disagreements[:20]
+
+
+def test_too_large_and_too_long_are_documented_in_the_schema():
+    """413 and 422 are documented for every JSON API, and the byte limit that decides 413 is in the schema."""
+    spec = {"paths": {"/rank": {"post": {"requestBody": {}, "responses": {}}}}}
+    operation = complete_openapi(spec, ["/rank"], api_key=False, max_body_bytes=20_000)["paths"]["/rank"]["post"]
+    assert operation["requestBody"] == {"required": True, "x-max-body-bytes": 20_000}
+    assert {"413", "422"} <= set(operation["responses"])
 
 
 def test_feedback_validation():

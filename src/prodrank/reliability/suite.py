@@ -5,10 +5,12 @@
     python -m prodrank.reliability.suite                      # everything (about 20 minutes here)
     python -m prodrank.reliability.suite --load-seconds 60 --fuzz-examples 50   # a quicker pass
     python -m prodrank.reliability.suite --project-model      # load-test the project's champion
+    python -m prodrank.reliability.suite --fuzz-only          # only the full fuzzing run and its record
 
 Steps: a sandbox workspace runs the tiny pipeline (:mod:`prodrank.sandbox`), whose packaged
 champion every server below loads; then schemathesis fuzzing (tests/serving/test_fuzz.py with
-more examples), the capacity measurement and the bounded load at 70 % of it, the faults
+more examples; a full run is recorded in ``docs/reliability-fuzz.json``, see
+:mod:`prodrank.reliability.fuzzing`), the capacity measurement and the bounded load at 70 % of it, the faults
 (:mod:`prodrank.reliability.faults`), the security checks (:mod:`prodrank.reliability.security`)
 and the Prefect failure tests (a transient failure retried then failed; an invalid data drop
 failing the retrain run with the champion kept). Exit status 0 when every check held.
@@ -31,7 +33,7 @@ import pandas as pd
 import psutil
 
 from prodrank.io import write_json, write_text
-from prodrank.reliability import faults, security
+from prodrank.reliability import faults, fuzzing, security
 from prodrank.reliability.faults import Check, Target
 from prodrank.reliability.load import audit_log, capacity, rank_bodies, run_load
 from prodrank.sandbox import FAST_PARAMS, PROJECT_ROOT, executable, make_workspace, run_command, workspace_env
@@ -41,6 +43,9 @@ log = logging.getLogger("prodrank.reliability")
 MEMORY_GROWTH_BOUND = 0.10  # RSS at the end of the load may exceed RSS at its start by at most 10 %
 # the whole module: its failure cases need the champion its earlier tests promote
 PREFECT_TESTS = ["tests/orchestration/test_retrain_flow.py"]
+# the fuzzing itself, not the test that compares the served schema with the record this run writes
+FUZZ_TESTS = ["tests/serving/test_fuzz.py::test_schema_lists_the_public_operations",
+              "tests/serving/test_fuzz.py::test_api_conforms_to_its_schema_and_never_fails"]
 
 
 def sandbox_target(root: Path, candidates: int) -> tuple[Target, dict[str, str]]:
@@ -112,12 +117,37 @@ def load_check(target: Target, seconds: float, capacity_seconds: float) -> Check
 
 
 def fuzz_check(examples: int, workdir: Path) -> Check:
-    return pytest_check("API fuzzing (schemathesis)", "fuzz",
-                        f"zero 5xx and zero responses violating the OpenAPI schema over {examples} examples per operation",
-                        ["tests/serving/test_fuzz.py"], workdir, {"PRODRANK_FUZZ_EXAMPLES": str(examples)})
+    """The fuzz tests with ``examples`` per operation. A full run is recorded with the digest of the
+    schema it fuzzed, held or not, so ``make test`` knows which schema the last full run vouches for."""
+    digest_file = workdir / "fuzzed_schema.sha256"
+    digest_file.unlink(missing_ok=True)
+    check = pytest_check("API fuzzing (schemathesis)", "fuzz",
+                         f"zero 5xx and zero responses violating the OpenAPI schema over {examples} examples per operation",
+                         FUZZ_TESTS, workdir, {"PRODRANK_FUZZ_EXAMPLES": str(examples), fuzzing.DIGEST_ENV: str(digest_file)})
+    if examples >= fuzzing.FULL_EXAMPLES and digest_file.exists():
+        fuzzing.write_record(digest_file.read_text().strip(), examples, check.figures, check.held, utc_now())
+        print(f"[reliability] recorded the full fuzzing run in {fuzzing.RECORD.relative_to(PROJECT_ROOT)}", flush=True)
+    return check
 
 
-def render(checks: list[Check], meta: dict[str, Any]) -> str:
+def fuzz_only(examples: int) -> int:
+    """Only the fuzzing, against the tests' own server (no sandbox pipeline); docs/reliability.md is
+    left as it is, the fuzzing record is refreshed."""
+    with tempfile.TemporaryDirectory(prefix="prodrank-fuzz-") as workdir:
+        check = fuzz_check(examples, Path(workdir))
+    print(f"[reliability] {check.test}: {'held' if check.held else 'DID NOT HOLD'} ({_figures(check.figures)})",
+          flush=True)
+    if not check.held:
+        print(check.figures.get("output_tail", ""), flush=True)
+    return 0 if check.held else 1
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def render(checks: list[Check], meta: dict[str, Any], workspace: Path) -> str:
+    """The results table; the temporary workspace is named ``<workspace>``, not by its path."""
     lines = [
         "# Reliability and security",
         "",
@@ -134,10 +164,32 @@ def render(checks: list[Check], meta: dict[str, Any]) -> str:
     ]
     for check in checks:
         held = "skipped: " + check.skipped if check.skipped else ("yes" if check.held else "**NO**")
-        lines.append(f"| {check.test} | {check.kind} | {check.what} | {held} | {_figures(check.figures)} |")
+        figures = _figures(check.figures).replace(str(workspace), "<workspace>")
+        lines.append(f"| {check.test} | {check.kind} | {check.what} | {held} | {figures} |")
     lines += ["", "Fast versions of these checks run in `make test` (tests/serving/test_fuzz.py, "
-              "tests/serving/test_hardening.py, tests/unit/test_io.py, tests/unit/test_security.py).", ""]
+              "tests/serving/test_hardening.py, tests/unit/test_io.py, tests/unit/test_security.py).", "",
+              *FUZZING_NOTES]
     return "\n".join(lines)
+
+
+FUZZING_NOTES = [
+    "## What the fuzzing holds the API to",
+    "",
+    "- **Blank text.** `query`, `id` and `title` must contain a character that is not blank. Blank has one "
+    "definition (`BLANK_RANGES` in `prodrank.serving.schemas`): every character that Python's `str.isspace`, "
+    "ECMA-262's `\\s` or Unicode's White_Space counts as whitespace, plus U+180E. The OpenAPI `pattern` spells it as "
+    "an explicit character class and the validators match that same pattern, so JSON Schema validators, "
+    "schemathesis and the service agree on every character (tests/serving/test_validation.py checks each one).",
+    "- **Too large or too long.** 413 exactly when the body is over `serving.max_body_bytes` (documented in "
+    "the OpenAPI schema as `x-max-body-bytes`), whatever the body holds, since it is refused before parsing. "
+    "A body within that limit that breaks the schema gets 422, more candidates than `serving.max_candidates` "
+    "(`maxItems`) included. The fuzz test accepts a 413 only for a body over the documented limit.",
+    "- **The fuzzing keeps up with the schema.** A full run (200 examples per operation) writes "
+    "`docs/reliability-fuzz.json`: its result and the sha256 of the OpenAPI schema of `POST /rank` and "
+    "`POST /feedback` it fuzzed. A test in `make test` fails when the served schema's digest differs, or the "
+    "recorded run did not hold; `make reliability RELIABILITY_ARGS=--fuzz-only` (about 2 minutes) refreshes it.",
+    "",
+]
 
 
 def _figures(figures: dict[str, Any]) -> str:
@@ -162,15 +214,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--load-seconds", type=float, default=300.0)
     parser.add_argument("--capacity-seconds", type=float, default=30.0)
-    parser.add_argument("--fuzz-examples", type=int, default=200)
+    parser.add_argument("--fuzz-examples", type=int, default=fuzzing.FULL_EXAMPLES)
     parser.add_argument("--candidates", type=int, default=20, help="candidates per /rank request")
     parser.add_argument("--project-model", action="store_true",
                         help="load and kill tests against the project's champion (make run) instead of the sandbox's")
     parser.add_argument("--workdir", type=Path, default=None, help="keep the sandbox here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "reliability.md")
     parser.add_argument("--json", type=Path, default=PROJECT_ROOT / "reports" / "reliability" / "results.json")
+    parser.add_argument("--fuzz-only", action="store_true",
+                        help="only the fuzzing and its record (docs/reliability-fuzz.json); no sandbox")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.fuzz_only:
+        return fuzz_only(args.fuzz_examples)
     root = (args.workdir or Path(tempfile.mkdtemp(prefix="prodrank-reliability-"))).resolve()
     checks: list[Check] = []
 
@@ -206,11 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     step("loopback", lambda: security.loopback_only(sandbox))
     step("limits", lambda: security.limits(sandbox))
     meta = {"args": " ".join(argv if argv is not None else sys.argv[1:]),
-            "finished_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "finished_at": utc_now(),
             "hardware": hardware(), "load_average_at_start": load_at_start,
             "load_model": "the project's champion (`make run`, default profile)" if args.project_model
             else "the sandbox's tiny-profile champion"}
-    write_text(render(checks, meta), args.out)
+    write_text(render(checks, meta, root), args.out)
     write_json({"meta": meta, "checks": [c.as_dict() for c in checks]}, args.json)
     failed = [c.test for c in checks if not c.held and not c.skipped]
     print(f"[reliability] written {args.out} and {args.json}; "

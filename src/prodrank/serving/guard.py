@@ -10,8 +10,13 @@ so response timing does not leak how much of a guessed key was right.
 
 :class:`OpenAPIDocument` completes the OpenAPI schema BentoML generates at ``/docs.json`` so that
 it describes what the service really answers (schemathesis fuzzing checks every response
-against it): request bodies are required, and the 401/413/415/422/503 answers are documented
-with the error body below.
+against it): request bodies are required, the 401/413/415/422/503 answers are documented
+with the error body below, and each request body carries its byte limit as ``x-max-body-bytes``
+(JSON Schema has no keyword for the size of a serialised body).
+
+Too large or too long, one rule: ``413`` exactly when the body is over ``serving.max_body_bytes``,
+whatever it holds, because it is refused before it is parsed; a body within that limit that breaks
+the schema gets ``422``, more candidates than ``serving.max_candidates`` (``maxItems``) included.
 
 BentoML parses and validates the body itself (pydantic), and answers a validation failure
 with ``400 {"error": "2 validation errors for Input", "detail": [...]}``. In front of
@@ -65,15 +70,17 @@ ERROR_BODY_SCHEMA = {
 }
 ERROR_STATUSES = {  # what the guards and the service answer besides BentoML's own documented codes
     "400": "the body is not UTF-8 JSON",
-    "413": "the body is over serving.max_body_bytes",
+    "413": "the body is over serving.max_body_bytes (x-max-body-bytes), whatever it holds",
     "415": "the content type is not application/json",
-    "422": "the body does not match the schema (the field is named)",
+    "422": "the body is within the byte limit but does not match the schema (the field is named)",
     "503": "the model is not loaded yet, or too many requests are in flight",
 }
 
 
-def complete_openapi(spec: dict[str, Any], json_paths: Iterable[str], api_key: bool) -> dict[str, Any]:
-    """``spec`` with required request bodies and every error status of the JSON APIs documented."""
+def complete_openapi(spec: dict[str, Any], json_paths: Iterable[str], api_key: bool,
+                     max_body_bytes: int) -> dict[str, Any]:
+    """``spec`` with required request bodies, their byte limit, and every error status of the JSON
+    APIs documented, so a fuzzer can tell a rightful 413 from a wrong one."""
     error = {"application/json": {"schema": ERROR_BODY_SCHEMA}}
     statuses = {**ERROR_STATUSES, **({"401": "a missing or wrong API key"} if api_key else {})}
     for path in json_paths:
@@ -81,7 +88,7 @@ def complete_openapi(spec: dict[str, Any], json_paths: Iterable[str], api_key: b
         if operation is None:
             continue
         if "requestBody" in operation:
-            operation["requestBody"]["required"] = True
+            operation["requestBody"].update(required=True, **{"x-max-body-bytes": max_body_bytes})
         responses = operation.setdefault("responses", {})
         for status, description in statuses.items():
             responses[status] = {"description": description, "content": error}
@@ -95,8 +102,10 @@ def complete_openapi(spec: dict[str, Any], json_paths: Iterable[str], api_key: b
 class OpenAPIDocument:
     """Rewrites the ``GET /docs.json`` response with :func:`complete_openapi`."""
 
-    def __init__(self, app: Callable, json_paths: Iterable[str] = ("/rank", "/feedback"), api_key: bool = False) -> None:
+    def __init__(self, app: Callable, max_body_bytes: int, json_paths: Iterable[str] = ("/rank", "/feedback"),
+                 api_key: bool = False) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
         self.json_paths = tuple(json_paths)
         self.api_key = api_key
 
@@ -120,7 +129,7 @@ class OpenAPIDocument:
             await send(start)
             await send({"type": "http.response.body", "body": b"".join(chunks)})
             return
-        spec = complete_openapi(json.loads(b"".join(chunks)), self.json_paths, self.api_key)
+        spec = complete_openapi(json.loads(b"".join(chunks)), self.json_paths, self.api_key, self.max_body_bytes)
         await send_json(send, 200, spec)
 
 

@@ -10,12 +10,19 @@ ids. Each error carries its field path (``candidates.3.id``), which
     {"error": "candidates.3.id: String should have at least 1 character",
      "errors": [{"field": "candidates.3.id", "message": "String should have at least 1 character"}]}
 
+"Blank" has one definition, :data:`BLANK_RANGES`, which the OpenAPI ``pattern`` of ``query``,
+``id`` and ``title`` (:data:`NOT_BLANK`) and the validators share. It is an explicit character class
+because ``\\S`` means different things to different engines: ECMA-262 (JSON Schema validators),
+Python's ``str.isspace`` and schemathesis' ASCII reading each disagree on some characters
+(U+001C..U+001F, U+0085, U+FEFF), and a schema-valid request was then refused as blank.
+
 Over-long text is not an error: fields longer than ``serving.max_field_chars`` characters
 are cut before tokenising, then the tokenizer budget cuts them further, and the result says
 ``truncated: true`` for that candidate.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -42,7 +49,21 @@ def configure_limits(serving_cfg: Any) -> None:
     LIMITS.max_candidates = serving_cfg.max_candidates
 
 
-NOT_BLANK = r"\S"  # JSON Schema for the blank-text validators below (a pattern matches anywhere)
+# Blank characters: the union of Python's str.isspace, ECMA-262's \s (WhiteSpace and LineTerminator,
+# what JSON Schema validators read) and Unicode's White_Space, plus U+180E, a space before Unicode 6.3.
+# Spelled as literal characters, so no engine reads an escape or a class shorthand its own way.
+BLANK_RANGES = ((0x09, 0x0D), (0x1C, 0x20), (0x85, 0x85), (0xA0, 0xA0), (0x1680, 0x1680), (0x180E, 0x180E),
+                (0x2000, 0x200A), (0x2028, 0x2029), (0x202F, 0x202F), (0x205F, 0x205F), (0x3000, 0x3000),
+                (0xFEFF, 0xFEFF))
+# the OpenAPI pattern (a pattern matches anywhere): at least one character that is not blank
+NOT_BLANK = "[^" + "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in BLANK_RANGES) + "]"
+NOT_BLANK_RE = re.compile(NOT_BLANK)
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` does not match the schema's :data:`NOT_BLANK` pattern: the validators
+    use the schema's own pattern, so schema and validator cannot disagree on a character."""
+    return NOT_BLANK_RE.search(text) is None
 
 
 def _candidate_count_schema(schema: dict[str, Any]) -> None:
@@ -76,7 +97,7 @@ class Candidate(_Strict):
     @field_validator("id", "title")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if is_blank(value):
             raise PydanticCustomError("blank", "must contain non-whitespace text")
         return value
 
@@ -108,7 +129,7 @@ class RankRequest(_Strict):
     @field_validator("query")
     @classmethod
     def _query_not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if is_blank(value):
             raise PydanticCustomError("blank", "must contain non-whitespace text")
         return value
 

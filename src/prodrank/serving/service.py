@@ -297,6 +297,7 @@ class ProdrankRanker:
 
 
 ProdrankRanker.add_asgi_middleware(RequestGuard, max_body_bytes=SERVING.max_body_bytes)
-ProdrankRanker.add_asgi_middleware(OpenAPIDocument, api_key=API_KEY is not None)
+ProdrankRanker.add_asgi_middleware(OpenAPIDocument, max_body_bytes=SERVING.max_body_bytes,
+                                  api_key=API_KEY is not None)
 if API_KEY is not None:  # added last = outermost: a request without the key is never parsed
     ProdrankRanker.add_asgi_middleware(ApiKeyGuard, api_key=API_KEY)
