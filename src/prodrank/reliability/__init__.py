@@ -7,6 +7,8 @@
   model, a full disk, an unwritable log folder, a DVC stage killed mid-write) each checked
   for what must hold;
 - :mod:`~prodrank.reliability.security`: secrets in the repository, the API key, pickle-free weights;
+- :mod:`~prodrank.reliability.fuzzing`: the full fuzzing run's record and the digest of the schema
+  it fuzzed, which ``make test`` compares with the served schema;
 - :mod:`~prodrank.reliability.suite`: runs everything (with schemathesis fuzzing and the
   Prefect failure tests) and writes the results table.
 """
