@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from prodrank.config import load_config, resolve
+from prodrank.data.catalog import product_fields
 from prodrank.models.ranker import load_ranker
 from prodrank.training import finetune as finetune_module
 from prodrank.training.finetune import finetune
-from prodrank.training.groups import product_fields
 from tests.conftest import PROJECT_ROOT
 
 BASE = {

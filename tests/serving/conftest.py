@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from prodrank.config import load_config, resolve
+from prodrank.data.catalog import product_fields
 from prodrank.serving.process import ServerProcess
 from tests.conftest import PROJECT_ROOT, make_prepared
 
@@ -29,7 +30,6 @@ GATE_FAILED = {**GATE_PASSED, "quality_gate": {"passed": False, "problems": ["cl
 def serving_data(tmp_path_factory, tiny_init_dir) -> dict:
     """A tiny ranker (text + price and rating) trained for 4 steps on the handmade catalogue, and that catalogue."""
     from prodrank.training.finetune import finetune
-    from prodrank.training.groups import product_fields
 
     root = tmp_path_factory.mktemp("serving_model")
     prepared = make_prepared(root / "prepared")

@@ -23,11 +23,12 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from prodrank.config import Config
+from prodrank.data.catalog import product_fields
+from prodrank.data.labels import grade_range, task_targets
 from prodrank.data.schema import EXPECTED_PREFIX, FREQUENCY_BUCKETS, GAP_TAGS
 from prodrank.evaluation.baselines import BASELINES, EvalSet
-from prodrank.io import atomic_path, write_json, write_text
+from prodrank.io import atomic_path, write_json, write_parquet, write_text
 from prodrank.metrics import per_query_metrics
-from prodrank.training.groups import grade_range, product_fields, task_targets
 
 log = logging.getLogger(__name__)
 MODEL = "prodrank"
@@ -238,8 +239,7 @@ def run_evaluation(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, cata
     summary["quality_gate"] = {"passed": not problems, "problems": problems}
     write_json(summary, metrics_path)
     write_text(render(summary, slices, key, problems, title), report_dir / "report.md")
-    with atomic_path(report_dir / "predictions.parquet") as tmp:
-        predictions.to_parquet(tmp, index=False)
+    write_parquet(predictions, report_dir / "predictions.parquet")
     if plots_dir is not None:
         with atomic_path(plots_dir / "ndcg_by_slice.csv") as tmp:
             slices.to_csv(tmp, index=False)

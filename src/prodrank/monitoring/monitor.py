@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from prodrank.config import Config, MonitoringConfig
+from prodrank.data.catalog import product_fields
 from prodrank.monitoring import features as F
 from prodrank.monitoring.logwindow import Window, as_utc, read_window, window_name
 from prodrank.monitoring.report import build_report, threshold_text, write_report
@@ -146,8 +147,6 @@ def rescore(ranker, rows: list[Any], catalog: pd.DataFrame) -> list[np.ndarray]:
     """Scores of each logged request's candidates under ``ranker``, in request order, in one
     batched call. A product is keyed by its id and logged values, because the same product may
     carry a different price in another request; the same values are encoded once."""
-    from prodrank.training.groups import product_fields
-
     needed = sorted({str(x) for row in rows for x in row["candidate_ids"]})
     catalog_fields = product_fields(catalog.loc[needed].reset_index(drop=True))
     products, queries, keys, sizes = {}, [], [], []
