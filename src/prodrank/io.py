@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
+
+NonFinite = Literal["null", "string", "keep"]
 
 
 @contextmanager
@@ -78,8 +82,55 @@ def _clean_leftovers(target: Path) -> None:
 
 
 def write_parquet(df: pd.DataFrame, target: str | Path) -> None:
+    """One Parquet file, atomically (tables written together go into an :func:`atomic_dir`)."""
     with atomic_path(target) as tmp:
         df.to_parquet(tmp, index=False)
+
+
+def jsonable(value: Any, *, non_finite: NonFinite = "null", drop_none: bool = False) -> Any:
+    """``value`` in JSON's own types: the one sanitiser for reports, logs and model metadata.
+
+    Mappings become dicts with string keys, lists, tuples and sets become lists, NumPy scalars
+    Python ones, ``pd.Timestamp`` ISO 8601 text; None, ``pd.NA``, ``NaT`` and NaN become None;
+    str, int, float and bool stay; anything else becomes its ``str()``. ``drop_none`` leaves
+    out dict entries and list items that are None (BentoML metadata rejects None).
+
+    Infinity and NaN (strict JSON has neither), by ``non_finite``:
+
+    * ``"null"``: both become None: a missing number (monitoring reports).
+    * ``"string"``: NaN becomes None, ±infinity ``"inf"`` / ``"-inf"``, which keeps the sign
+      for the reader and reads back with ``float()`` (validation reports).
+    * ``"keep"``: both stay floats, for a consumer that stores them (BentoML metadata is YAML).
+    """
+    if isinstance(value, Mapping):
+        items = ((str(k), jsonable(v, non_finite=non_finite, drop_none=drop_none)) for k, v in value.items())
+        return {k: v for k, v in items if not (drop_none and v is None)}
+    if isinstance(value, list | tuple | set):
+        items = (jsonable(v, non_finite=non_finite, drop_none=drop_none) for v in value)
+        return [v for v in items if not (drop_none and v is None)]
+    return _json_scalar(value, non_finite)
+
+
+def _json_scalar(value: Any, non_finite: NonFinite) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return _non_finite(value, non_finite)
+    if isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _non_finite(value: float, rule: NonFinite) -> float | str | None:
+    if rule == "keep":
+        return value
+    if rule == "string" and math.isinf(value):
+        return str(value)
+    return None
 
 
 def write_json(obj: Any, target: str | Path) -> None:

@@ -14,7 +14,6 @@ from prodrank.data.validate import (  # noqa: E402
     DataValidationError,
     ValidationReport,
     check,
-    normalize_query,
     validate_splits,
     validate_tables,
 )
@@ -277,8 +276,3 @@ def test_empty_split_fails(tmp_path):
     splits["valid"] = {k: v.iloc[:0] for k, v in splits["valid"].items()}
     report = validate_splits(splits, SUITES, tmp_path)
     assert "split 'valid' is empty" in report.format()
-
-
-def test_normalize_query():
-    assert normalize_query("  Cordless   DRILL! ") == normalize_query("cordless drill")
-    assert normalize_query(None) is None

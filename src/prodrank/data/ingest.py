@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from prodrank.config import BestBuySource, DataConfig, HomeDepotSource
+from prodrank.data.frequency import frequency_buckets
 from prodrank.data.schema import (
     CATALOG,
     CATALOG_COLUMNS,
@@ -47,6 +48,7 @@ from prodrank.data.schema import (
     QUERIES,
     RELEVANCE,
 )
+from prodrank.data.text import canonical_query
 from prodrank.io import read_table
 
 log = logging.getLogger(__name__)
@@ -59,9 +61,6 @@ INTERACTION_OPTIONAL = ("timestamp", "session_id")
 CATALOG_REQUIRED = ("product_id", "title")
 CATALOG_TEXT_OPTIONAL = ("description", "brand", "category", "attributes")
 CATALOG_NUMERIC_OPTIONAL = ("price", "rating", "popularity")
-
-HEAD_SHARE = 0.5  # queries making the top 50 % of impressions
-TORSO_SHARE = 0.8  # ... the next 30 %; the rest is tail
 
 HOME_DEPOT_ENCODING = "ISO-8859-1"
 HOME_DEPOT_GRADE_SCALE = (1.0, 3.0)
@@ -78,31 +77,9 @@ class InputFormatError(ValueError):
 # --------------------------------------------------------------------------- helpers
 
 
-def normalize_query(text: str) -> str:
-    """Lowercase, collapse runs of whitespace to one space and strip."""
-    return " ".join(str(text).lower().split())
-
-
 def make_query_id(text: str) -> str:
     """Deterministic id of a query: ``"Q"`` + the first 12 hex chars of sha1(normalised text)."""
-    return "Q" + hashlib.sha1(normalize_query(text).encode("utf-8")).hexdigest()[:12]
-
-
-def frequency_buckets(traffic: pd.Series) -> pd.Series:
-    """Map per-query traffic (index = query_id) to ``head`` / ``torso`` / ``tail``.
-
-    Queries are sorted by traffic (descending, ties by id). A query whose cumulative share
-    *before* it is below 50 % is head, below 80 % torso, else tail; so the query crossing a
-    boundary belongs to the upper bucket and the top query is always head.
-    """
-    if traffic.empty:
-        return pd.Series([], index=traffic.index, dtype=object)
-    frame = pd.DataFrame({"qid": traffic.index.astype(str), "t": traffic.to_numpy(dtype=float)})
-    frame = frame.sort_values(["t", "qid"], ascending=[False, True], kind="mergesort")
-    total = frame["t"].sum()
-    before = (frame["t"].cumsum() - frame["t"]) / (total if total > 0 else 1.0)
-    buckets = np.where(before < HEAD_SHARE, "head", np.where(before < TORSO_SHARE, "torso", "tail"))
-    return pd.Series(buckets, index=frame["qid"].to_numpy()).reindex(traffic.index.astype(str))
+    return "Q" + hashlib.sha1(canonical_query(text).encode("utf-8")).hexdigest()[:12]
 
 
 def grade_to_relevance(
@@ -291,7 +268,7 @@ def _timestamps(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
 def _queries_column(df: pd.DataFrame, path: Path) -> tuple[pd.Series, pd.Series]:
     """(normalised query text, query_id) for the ``query`` column; blank queries are errors."""
     raw = _text(df, "query", path, required=True)
-    norm = raw.map(normalize_query)
+    norm = raw.map(canonical_query)
     blank = norm == ""
     if blank.any():
         raise InputFormatError(
@@ -656,7 +633,7 @@ def load_bestbuy(
                      str_columns=("user", "sku", "category", "query", "click_time", "query_time"))
         part["_query_time"] = _timestamps(part, "query_time", p)
         part["_sku"] = _ids(part, "sku", p)
-        part["_query"] = part["query"].fillna("").astype(str).map(normalize_query)
+        part["_query"] = part["query"].fillna("").astype(str).map(canonical_query)
         parts.append(part[["user", "_sku", "_query", "_query_time"]])
     log_df = pd.concat(parts, ignore_index=True)
     n_rows = len(log_df)

@@ -12,18 +12,12 @@ import pandas as pd
 
 from prodrank.config import SplitConfig
 from prodrank.data.schema import SPLITS
-
-
-def normalise_query(text: pd.Series) -> pd.Series:
-    """The leakage key the splits suite checks (NFKC, casefolded, punctuation dropped)."""
-    from prodrank.data.validate import normalize_query
-
-    return text.map(normalize_query)
+from prodrank.data.text import leakage_key
 
 
 def assign_splits(queries: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.Series:
     """Map each query_id to "train", "valid" or "test"."""
-    keys = normalise_query(queries["query"])
+    keys = queries["query"].map(leakage_key)
     unique_keys = pd.Index(keys.unique())
     if cfg.method == "time":
         if "timestamp" not in queries.columns or queries["timestamp"].isna().all():

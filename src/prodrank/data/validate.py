@@ -33,7 +33,6 @@ import json
 import math
 import os
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +52,8 @@ from prodrank.data.schema import (
     SPLITS,
     TABLES,
 )
-from prodrank.io import write_json
+from prodrank.data.text import leakage_key
+from prodrank.io import jsonable, write_json
 
 # Columns that must be present (optional columns of schema.py are validated when present).
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -115,11 +115,13 @@ class Failure:
     def to_dict(self) -> dict[str, Any]:
         return {
             "suite": self.suite, "table": self.table, "expectation": self.expectation,
-            "columns": list(self.columns), "kwargs": _jsonable(self.kwargs), "message": self.message,
+            "columns": list(self.columns), "kwargs": jsonable(self.kwargs, non_finite="string"),
+            "message": self.message,
             "unexpected_count": self.unexpected_count, "element_count": self.element_count,
             "unexpected_percent": self.unexpected_percent,
-            "observed_value": _jsonable(self.observed_value),
-            "notes": self.notes, "examples": _jsonable(self.examples), "example_values": _jsonable(self.example_values),
+            "observed_value": jsonable(self.observed_value, non_finite="string"),
+            "notes": self.notes, "examples": jsonable(self.examples, non_finite="string"),
+            "example_values": jsonable(self.example_values, non_finite="string"),
             "headline": self.headline(),
         }
 
@@ -309,14 +311,6 @@ def validate_splits(
     return report
 
 
-def normalize_query(text: Any) -> str | None:
-    """Text key for leakage checks: NFKC, casefolded, punctuation and extra spaces removed."""
-    if not isinstance(text, str):
-        return None
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(re.sub(r"[^\w]+", " ", text).split())
-
-
 # ----------------------------------------------------------------------------- schema & derived
 
 
@@ -390,7 +384,7 @@ def _query_split_frame(ids: list[pd.DataFrame], texts: list[pd.DataFrame]) -> pd
     frame["n_splits_by_id"] = frame["splits_by_id"].str.count(",") + 1
     if texts:
         t = pd.concat(texts, ignore_index=True)
-        t["query_norm"] = t["query"].map(normalize_query)
+        t["query_norm"] = t["query"].map(leakage_key)
         text_splits = t.dropna(subset=["query_norm"]).groupby("query_norm")["split"].agg(
             lambda s: ",".join(sorted(set(s))))
         first = t.drop_duplicates("query_id")[["query_id", "query", "query_norm"]]
@@ -436,7 +430,7 @@ def _columns_of(kwargs: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _key(type_: str, kwargs: Mapping[str, Any]) -> str:
     clean = {k: v for k, v in kwargs.items() if k not in ("batch_id",)}
-    return type_ + json.dumps(_jsonable(clean), sort_keys=True)
+    return type_ + json.dumps(jsonable(clean, non_finite="string"), sort_keys=True)
 
 
 class _Runner:
@@ -548,14 +542,14 @@ def _write_reports(report: ValidationReport, runner: _Runner, reports_dir: Path,
                             "schema_errors": [f.message for f in s.failures if f.expectation == "schema"],
                             "skipped": s.skipped}
         path = reports_dir / f"{s.suite}.json"
-        write_json(_jsonable(body), path)
+        write_json(jsonable(body, non_finite="string"), path)
         s.report_path = str(path)
         written.add(s.suite)
     for stale in set(manage) - written:  # a suite not run this time must not look current
         (reports_dir / f"{stale}.json").unlink(missing_ok=True)
     summary = report.to_dict()
     summary["text"] = report.format()
-    write_json(_jsonable(summary), reports_dir / summary_name)
+    write_json(jsonable(summary, non_finite="string"), reports_dir / summary_name)
 
 
 # ----------------------------------------------------------------------------- formatting helpers
@@ -571,19 +565,6 @@ def _py(v: Any) -> Any:
     if isinstance(v, float) and math.isnan(v):
         return None
     return v
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [_jsonable(v) for v in obj]
-    obj = _py(obj)
-    if isinstance(obj, float) and math.isinf(obj):
-        return str(obj)
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
 
 
 def _short(v: Any, width: int = _CELL_WIDTH) -> str:

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from prodrank.config import WorldConfig
 from prodrank.data import vocabulary as V
+from prodrank.data.frequency import frequency_buckets
 from prodrank.data.schema import (
     CATALOG,
     CATALOG_COLUMNS,
@@ -66,7 +67,6 @@ SYNONYM_IN_DESCRIPTION = 0.2  # descriptions that also name the product by a syn
 NEW_PRODUCT_POPULARITY = 0.3  # new items start with little popularity (cold start)
 
 QUERY_ZIPF = 1.0  # traffic of the query at rank r ~ r ** -QUERY_ZIPF
-HEAD_SHARE, TORSO_SHARE = 0.5, 0.8  # cumulative traffic that ends the head and the torso
 CONSTRAINT_COUNT_P = (0.3, 0.37, 0.23, 0.1)  # P(0, 1, 2, 3 constraints) of an intent
 NICE_PRICES = np.array([10, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400,
                         500, 600, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000], float)
@@ -669,30 +669,21 @@ def build_queries(cfg: WorldConfig, items: Items, brands: Brands, seed: int) -> 
     rank[np.argsort(-prior, kind="stable")] = np.arange(n)
     weight = (rank + 1.0) ** -QUERY_ZIPF
     weight /= weight.sum()
+    query_id = _ids("Q", np.arange(n), max(5, len(str(n - 1))))
     queries = QuerySet(
-        query_id=_ids("Q", np.arange(n), max(5, len(str(n - 1)))),
+        query_id=query_id,
         text=np.array([p.text() for p in parts], object),
         type=qtype,
         req=np.stack([it.req[i] for it, i, _ in chosen]).astype(np.int16) if n else np.empty((0, V.MAX_SLOTS), np.int16),
         brand=col("brand").astype(np.int32),
         max_price=col("max_price").astype(float),
         weight=weight,
-        frequency=frequency_buckets(weight),
+        frequency=frequency_buckets(pd.Series(weight, index=query_id)).to_numpy(),
         gap=flags,
         slang=np.zeros(n, bool),
         parts=parts,
     )
     return apply_vocabulary_drift(queries, cfg, seed)
-
-
-def frequency_buckets(weight: np.ndarray) -> np.ndarray:
-    """head = queries making the top HEAD_SHARE of traffic, torso the next, tail the rest."""
-    order = np.argsort(-weight, kind="stable")
-    before = np.cumsum(weight[order]) - weight[order]  # traffic of all more frequent queries
-    bucket = np.where(before < HEAD_SHARE, "head", np.where(before < TORSO_SHARE, "torso", "tail"))
-    out = np.empty(len(weight), object)
-    out[order] = bucket
-    return out
 
 
 def apply_vocabulary_drift(queries: QuerySet, cfg: WorldConfig, seed: int) -> QuerySet:

@@ -44,6 +44,7 @@ import yaml
 
 from prodrank import paths
 from prodrank.config import Config
+from prodrank.io import jsonable, write_json
 from prodrank.serving.promotion import headline_metric
 
 REGISTRY_FILE = "prodrank-registry.json"
@@ -141,18 +142,6 @@ def dvc_data_version(lock_path: Path = Path("dvc.lock"), data_path: str = PREPAR
             if out.get("path") == data_path and out.get("md5"):
                 return {"path": data_path, "md5": out["md5"], "stage": stage}
     return None
-
-
-def _metadata_safe(value: Any) -> Any:
-    """BentoML metadata takes str/int/float/bool, lists and dicts only: drop None entries
-    (readers use .get) and stringify anything else."""
-    if isinstance(value, Mapping):
-        return {str(k): _metadata_safe(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_metadata_safe(v) for v in value if v is not None]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
 
 
 def metrics_summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -271,7 +260,7 @@ def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config) 
         "packaged_at": _now(),
     }
     labels = {"stage": "candidate", "gate": "passed", "profile": cfg.profile, "project": "prodrank"}
-    with bentoml.models.create(name, labels=labels, metadata=_metadata_safe(metadata), _model_store=store) as model:
+    with bentoml.models.create(name, labels=labels, metadata=jsonable(metadata, non_finite="keep", drop_none=True), _model_store=store) as model:
         shutil.copytree(ranker_dir, model.path_of(RANKER_SUBDIR))
     tag = str(model.tag)
     with _locked_registry(cfg) as reg:
@@ -430,8 +419,6 @@ def write_package_manifest(tag: str, cfg: Config, out: str | Path = paths.RANKER
                            promotion: Mapping[str, Any] | None = None) -> dict:
     """``models/package.json``: the package stage's output (tag, champion, the promotion
     decision, metadata)."""
-    from prodrank.io import write_json
-
     info = model_metadata(tag, cfg)
     manifest = {"tag": info["tag"], "champion": champion(cfg), "promotion": dict(promotion or {}), "labels": info["labels"],
                 "metadata": info["metadata"], "bentoml_home": str(bentoml_home(cfg))}
