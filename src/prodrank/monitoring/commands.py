@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from prodrank.config import Config
+from prodrank.io import jsonable
 
 COMMANDS = ("monitor", "simulate-traffic")
 
@@ -79,9 +80,7 @@ def monitor(cfg: Config, args) -> int:
     summary = flow.run(cfg, args.params, args.profile, start=start, end=end, name=args.name, out_dir=args.out,
                        compare_model=args.compare_model, action=args.action, overrides=overrides or None)
     if args.json:
-        from prodrank.monitoring.report import _jsonable
-
-        print(json.dumps(_jsonable({k: v for k, v in summary.items() if k not in ("evidently", "settings")}),
+        print(json.dumps(jsonable({k: v for k, v in summary.items() if k not in ("evidently", "settings")}),
                          indent=2))
     else:
         print(format_summary(summary))

@@ -37,6 +37,7 @@ from typing import Any
 
 import pandas as pd
 
+from prodrank.io import jsonable
 from prodrank.sandbox import FAST_PARAMS, PROJECT_ROOT, executable, make_workspace, run_command, workspace_env
 from prodrank.serving.process import ServerProcess, free_port
 
@@ -180,14 +181,12 @@ def run_demo(workdir: Path | None, scenario: str, requests: int, rate: float, se
 
 def publish(summary: dict[str, Any], dest: Path) -> None:
     """Copy the two reports and write summary.json / summary.md into ``dest``."""
-    from prodrank.monitoring.report import _jsonable
-
     dest.mkdir(parents=True, exist_ok=True)
     for key in ("control", "drift"):
         for path in (summary.get(key) or {}).get("reports", {}).values():
             if Path(path).exists():
                 shutil.copy2(path, dest / Path(path).name)
-    (dest / "summary.json").write_text(json.dumps(_jsonable(summary), indent=2, default=str) + "\n")
+    (dest / "summary.json").write_text(json.dumps(jsonable(summary), indent=2, default=str) + "\n")
     lines = [f"# Drift demo: {'PASSED' if summary.get('ok') else 'FAILED'}", "",
              f"workspace: `{summary.get('workspace')}` · scenario `{summary.get('scenario')}` · "
              f"{summary.get('total_seconds')} s", "", "| expectation | held |", "|---|---|"]

@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +177,3 @@ def window_name(start: pd.Timestamp | None, end: pd.Timestamp | None) -> str:
         return "open" if ts is None else ts.tz_convert("UTC").strftime("%Y%m%dT%H%M%SZ")
 
     return f"{fmt(start)}--{fmt(end)}"
-
-
-def utc_now() -> pd.Timestamp:
-    return pd.Timestamp(datetime.now(UTC))

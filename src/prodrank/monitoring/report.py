@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from prodrank.config import DriftCheck, MonitoringConfig
+from prodrank.io import jsonable, write_json, write_text
 from prodrank.monitoring.calibrate import P_VALUE_METHODS, Calibrator, NullDistribution, effect_size, observed
 from prodrank.monitoring.features import (
     CANDIDATE_CATEGORICAL,
@@ -463,29 +464,14 @@ def render_html(summary: dict[str, Any], drift_snapshot, quality_snapshot) -> st
 
 def write_report(summary: dict[str, Any], html: str, out_dir: str | Path, name: str) -> dict[str, str]:
     """``<out_dir>/<name>.html`` and ``.json`` (written atomically), and ``latest.json``."""
-    from prodrank.io import write_json, write_text
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"html": str(out / f"{name}.html"), "json": str(out / f"{name}.json")}
     summary["reports"] = paths
     write_text(html, out / f"{name}.html")
-    write_json(_jsonable(summary), out / f"{name}.json")
-    write_json(_jsonable(summary), out / "latest.json")
+    write_json(jsonable(summary), out / f"{name}.json")
+    write_json(jsonable(summary), out / "latest.json")
     for path in (out / f"{name}.html", out / f"{name}.json", out / "latest.json"):
         path.chmod(0o644)  # the atomic writer's temporary files are private (0600); reports are for reading
     return paths
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return _jsonable(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value

@@ -38,6 +38,7 @@ import pandas as pd
 
 from prodrank.config import Config, WorldConfig
 from prodrank.data.schema import PRODUCT_FEATURES
+from prodrank.io import write_parquet
 
 log = logging.getLogger("prodrank.monitoring.simulate")
 
@@ -271,15 +272,12 @@ def simulate_traffic(cfg: Config, url: str, scenario: str = "control", requests:
 
 def write_catalog(catalog: pd.DataFrame, path: str | Path) -> None:
     """Merge ``catalog`` into the parquet file at ``path`` (new rows win), atomically."""
-    from prodrank.io import atomic_path
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file():
         catalog = pd.concat([pd.read_parquet(path), catalog], ignore_index=True).drop_duplicates(
             "product_id", keep="last")
-    with atomic_path(path) as tmp:
-        catalog.to_parquet(tmp, index=False)
+    write_parquet(catalog, path)
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, float]:
