@@ -5,29 +5,35 @@ Conventions (tested against hand-computed values in tests/unit/test_metrics.py):
   callers that want tie-neutral results shuffle first (the random baseline does);
 - NDCG uses exponential gains 2^g - 1 and log2(rank + 1) discounts; the ideal ordering
   sorts the same gains; a query whose gains are all zero has no defined NDCG (NaN) and is
-  left out of means;
+  left out of means. ``gain="linear"`` uses g itself, for gains that are already a scale of
+  their own (serving's int8 check grades items by their fp32 rank);
 - MRR, average precision and recall@k treat gain > 0 as relevant; NaN with no relevant item.
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
+
+Gain = Literal["exponential", "linear"]
 
 
 def _order(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
 
 
-def dcg_at_k(gains_in_rank_order: np.ndarray, k: int) -> float:
+def dcg_at_k(gains_in_rank_order: np.ndarray, k: int, gain: Gain = "exponential") -> float:
     g = np.asarray(gains_in_rank_order, dtype=np.float64)[:k]
-    return float(((2.0**g - 1.0) / np.log2(np.arange(2, g.size + 2))).sum())
+    numerators = 2.0**g - 1.0 if gain == "exponential" else g
+    return float((numerators / np.log2(np.arange(2, g.size + 2))).sum())
 
 
-def ndcg_at_k(gains: np.ndarray, scores: np.ndarray, k: int) -> float:
+def ndcg_at_k(gains: np.ndarray, scores: np.ndarray, k: int, gain: Gain = "exponential") -> float:
     gains = np.asarray(gains, dtype=np.float64)
-    ideal = dcg_at_k(np.sort(gains)[::-1], k)
+    ideal = dcg_at_k(np.sort(gains)[::-1], k, gain)
     if ideal <= 0:
         return float("nan")
-    return dcg_at_k(gains[_order(scores)], k) / ideal
+    return dcg_at_k(gains[_order(scores)], k, gain) / ideal
 
 
 def reciprocal_rank(gains: np.ndarray, scores: np.ndarray) -> float:

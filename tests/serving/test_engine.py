@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from torch import nn
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 from prodrank.models.ranker import load_ranker
 from prodrank.serving.engine import RankingEngine, compare_rankings, quantize_encoder
@@ -74,17 +76,26 @@ def test_product_cache_is_bounded(ranker):
     assert len(engine.ranker.pair_encoder._product_cache) <= 5
 
 
+def linear_layers(module: nn.Module) -> dict[str, type]:
+    return {name: type(m) for name, m in module.named_modules() if isinstance(m, nn.Linear | DynamicLinear)}
+
+
 def test_warm_up_and_quantized_comparison(serving_data, ranker):
     engine = RankingEngine(ranker)
     engine.warm_up()
     quantized = quantize_encoder(ranker)  # a copy: ranker itself stays fp32
-    assert type(ranker.model.encoder.encoder.layer[0].attention.self.query).__name__ == "Linear"
+    fp32, int8 = linear_layers(ranker.model.encoder), linear_layers(quantized.model.encoder)
+    assert int8.keys() == fp32.keys() and set(fp32.values()) == {nn.Linear} and set(int8.values()) == {DynamicLinear}
+    assert set(linear_layers(quantized.model.head).values()) == {nn.Linear}  # the head stays fp32
     products = serving_data["products"]
     ids = list(products)
     ref = [ranker.score([q] * len(ids), ids, products)["score"] for q in ("red sofa", "blue drill")]
     q8 = [quantized.score([q] * len(ids), ids, products)["score"] for q in ("red sofa", "blue drill")]
+    error = np.abs(np.concatenate(q8) - np.concatenate(ref))
+    assert error.max() > 0  # quantisation changed the arithmetic ...
+    assert error.max() < 0.05 * np.ptp(np.concatenate(ref))  # ... by little next to the spread of the scores
     report = compare_rankings(ref, q8, k=10, gains=[np.ones(len(ids)), np.arange(len(ids), dtype=float)])
-    assert report["requests"] == 2 and -1 <= report["spearman"] <= 1 and 0 <= report["top10_overlap"] <= 1
+    assert report["requests"] == 2 and report["pearson"] > 0.99 and report["spearman"] > 0.9
     same = compare_rankings(ref, ref, k=10)
     assert same["spearman"] == pytest.approx(1) and same["self_ndcg@10"] == pytest.approx(1)
     RankingEngine(load_ranker(serving_data["ranker_dir"]), quantize=True).warm_up()

@@ -54,3 +54,11 @@ def test_grouped_ndcg_skips_queries_without_gain():
     scores = np.array([1, 2, 1, 2, 0])
     a = 1 / math.log2(3)
     assert grouped_ndcg(qids, gains, scores, 10) == pytest.approx((a + 1.0) / 2)
+
+
+def test_ndcg_linear_gain_hand_computed():
+    gains = np.array([0, 2, 1])
+    scores = np.array([0.9, 0.5, 0.1])
+    dcg = 2 / math.log2(3) + 1 / math.log2(4)
+    idcg = 2 + 1 / math.log2(3)
+    assert ndcg_at_k(gains, scores, 10, gain="linear") == pytest.approx(dcg / idcg)

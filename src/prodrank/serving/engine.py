@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from prodrank.data.schema import CATALOG_TEXT_FIELDS
+from prodrank.metrics import ndcg_at_k
 from prodrank.models.ranker import LoadedRanker
 
 log = logging.getLogger(__name__)
@@ -167,20 +168,15 @@ class RankingEngine:
         return outcome
 
 
-def ndcg_at_k(gains_in_ranked_order: np.ndarray, ideal: np.ndarray, k: int) -> float:
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = float((gains_in_ranked_order[:k] * discounts[: len(gains_in_ranked_order[:k])]).sum())
-    ideal_sorted = np.sort(ideal)[::-1][:k]
-    idcg = float((ideal_sorted * discounts[: len(ideal_sorted)]).sum())
-    return dcg / idcg if idcg > 0 else float("nan")
-
-
 def compare_rankings(reference: Sequence[np.ndarray], candidate: Sequence[np.ndarray], k: int = 10,
                      gains: Sequence[np.ndarray] | None = None) -> dict[str, float]:
     """Accuracy cost of an approximation (int8) against the fp32 reference, per request:
     Pearson and Spearman correlation of scores, top-k overlap, and NDCG@k of the candidate's
     ranking using the reference's scores rank-transformed as graded gains ("how much of the
-    fp32 ranking it keeps"); with true ``gains``, NDCG@k of both and their difference."""
+    fp32 ranking it keeps"); with true ``gains``, NDCG@k of both and their difference.
+    Both NDCGs use linear gains (:func:`prodrank.metrics.ndcg_at_k` with ``gain="linear"``):
+    exponential gains of fp32 ranks would weigh the top item alone; so the true-gain NDCG here
+    is not the evaluation report's exponential-gain NDCG."""
     from scipy.stats import pearsonr, spearmanr
 
     rows: dict[str, list[float]] = {"pearson": [], "spearman": [], f"top{k}_overlap": [], f"self_ndcg@{k}": []}
@@ -195,11 +191,11 @@ def compare_rankings(reference: Sequence[np.ndarray], candidate: Sequence[np.nda
         top_ref, top_cand = set(np.argsort(-ref)[:kk]), set(np.argsort(-cand)[:kk])
         rows[f"top{k}_overlap"].append(len(top_ref & top_cand) / kk)
         ref_gain = np.argsort(np.argsort(ref)).astype(float)  # rank of each item under fp32 (0 = worst)
-        rows[f"self_ndcg@{k}"].append(ndcg_at_k(ref_gain[np.argsort(-cand)], ref_gain, k))
+        rows[f"self_ndcg@{k}"].append(ndcg_at_k(ref_gain, cand, k, gain="linear"))
         if gains is not None:
             g = np.asarray(gains[i], dtype=float)
-            rows[f"ndcg@{k}_reference"].append(ndcg_at_k(g[np.argsort(-ref)], g, k))
-            rows[f"ndcg@{k}_candidate"].append(ndcg_at_k(g[np.argsort(-cand)], g, k))
+            rows[f"ndcg@{k}_reference"].append(ndcg_at_k(g, ref, k, gain="linear"))
+            rows[f"ndcg@{k}_candidate"].append(ndcg_at_k(g, cand, k, gain="linear"))
     out = {name: float(np.nanmean(v)) if v else float("nan") for name, v in rows.items()}
     if gains is not None:
         out[f"ndcg@{k}_change"] = out[f"ndcg@{k}_candidate"] - out[f"ndcg@{k}_reference"]
