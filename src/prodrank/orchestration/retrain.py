@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,22 @@ from prefect.cache_policies import NO_CACHE  # noqa: E402
 
 from prodrank import paths  # noqa: E402
 from prodrank.config import Config, load_config  # noqa: E402
-from prodrank.orchestration import benchmark, drops, report  # noqa: E402
+from prodrank.data.ingest import InputFormatError  # noqa: E402
+from prodrank.data.validate import DataValidationError  # noqa: E402
+from prodrank.orchestration import benchmark, bento, drops, report  # noqa: E402
+from prodrank.orchestration.stageflow import STAGES  # noqa: E402
 from prodrank.orchestration.workspace import Snapshot  # noqa: E402
 from prodrank.serving.promotion import RETRAIN_RUN_ENV, decide  # noqa: E402
+from prodrank.serving.registry import (  # noqa: E402
+    RANKER_SUBDIR,
+    champion,
+    dvc_data_version,
+    metrics_summary,
+    model_metadata,
+    promote,
+    save_model,
+    verify_files,
+)
 
 log = logging.getLogger("prodrank.orchestration.retrain")
 
@@ -151,9 +165,6 @@ def find_new_data(cfg: Config, root: Path, drop: str | None, use_serving_logs: b
 @task(name="validate-data", **TASK_OPTIONS)
 def validate_data(drop: drops.Drop, cfg: Config, reports_dir: Path) -> dict[str, int]:
     """GX suites on the drop; an invalid drop is set aside with the reason."""
-    from prodrank.data.ingest import InputFormatError
-    from prodrank.data.validate import DataValidationError
-
     try:
         rows = drops.validate_drop(drop, cfg, reports_dir)
     except (DataValidationError, InputFormatError) as err:
@@ -219,8 +230,6 @@ def read_gate(root: Path, since: float) -> dict[str, Any] | None:
 def package_challenger(root: Path, metrics: dict[str, Any], cfg: Config) -> str:
     """The challenger in the BentoML store (``save_model`` is idempotent: the package stage may
     have stored it already)."""
-    from prodrank.serving.registry import save_model
-
     return save_model(root / paths.RANKER, metrics, cfg)
 
 
@@ -232,8 +241,6 @@ def freeze_benchmark(cfg: Config, root: Path, reason: str) -> dict[str, Any]:
 @task(name="benchmark-evaluation", **TASK_OPTIONS)
 def benchmark_evaluation(cfg: Config, tag: str, role: str, out_dir: Path, root: Path) -> dict[str, Any]:
     """One packaged model (files checked against their sha256 first) on the frozen benchmark."""
-    from prodrank.serving.registry import RANKER_SUBDIR, model_metadata, verify_files
-
     info = model_metadata(tag, cfg)
     model_path = Path(info["path"])
     verify_files(model_path, info["metadata"].get("files") or {})
@@ -256,15 +263,11 @@ def compare(cfg: Config, champion_tag: str | None, challenger_tag: str, run_dir:
 
 @task(name="build-bento", **TASK_OPTIONS)
 def build_bento(tag: str, cfg: Config, root: Path, params: str) -> str:
-    from prodrank.orchestration.bento import build
-
-    return build(tag, cfg, root, params)
+    return bento.build(tag, cfg, root, params)
 
 
 @task(name="promote", **TASK_OPTIONS)
 def promote_challenger(tag: str, cfg: Config, reason: str) -> str | None:
-    from prodrank.serving.registry import champion, promote
-
     promote(tag, cfg, reason=reason)
     return champion(cfg)
 
@@ -294,6 +297,37 @@ def retrain(drop: str | None = None, use_serving_logs: bool | None = None, force
                        profile=profile)
 
 
+@dataclass
+class RetrainSummary:
+    """One retrain run, as ``reports/retrain/<run>.json`` records it (:meth:`as_dict`)."""
+
+    run_id: str
+    flow_run_id: str | None
+    started_at: str
+    profile: str
+    params: str
+    status: str = "running"  # skipped | promoted | rejected | unchanged | failed
+    notes: list[str] = field(default_factory=list)
+    decision: dict[str, Any] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    champion_before: str | None = None
+    champion_after: str | None = None
+    champion: dict[str, Any] | None = None
+    challenger: dict[str, Any] | None = None
+    benchmark: dict[str, Any] | None = None
+    repro: dict[str, Any] | None = None
+    bento: dict[str, Any] | None = None
+    workspace: str | None = None
+    commit: list[str] | None = None
+    error: str | None = None
+    finished_at: str | None = None
+    reports: dict[str, str] | None = None
+    artifact: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def run_retrain(drop: str | None = None, use_serving_logs: bool | None = None, force: bool = False,
                 build: bool | None = None, params: str = "params.yaml", profile: str | None = None,
                 root: Path | None = None) -> dict[str, Any]:
@@ -301,113 +335,153 @@ def run_retrain(drop: str | None = None, use_serving_logs: bool | None = None, f
     cfg = load_config(root / params, profile)
     flow_run_id = _flow_run_id()
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + (f"-{flow_run_id[:8]}" if flow_run_id else "")
-    run_dir = root / report.REPORT_DIR / run_id
-    orch = cfg.orchestration
-    summary: dict[str, Any] = {"run_id": run_id, "flow_run_id": flow_run_id, "started_at": _now(), "status": "running",
-                               "profile": cfg.profile, "params": params, "notes": [], "decision": None,
-                               "data": {}, "champion": None, "challenger": None, "bento": None, "error": None}
+    summary = RetrainSummary(run_id, flow_run_id, _now(), cfg.profile, params)
     with exclusive(root):
         snapshot: Snapshot | None = None
         try:
-            from prodrank.serving.registry import champion, dvc_data_version, model_metadata
-
-            champion_before = champion(cfg)
-            summary["champion_before"] = summary["champion_after"] = champion_before
+            summary.champion_before = summary.champion_after = champion(cfg)
             new, notes = find_new_data(cfg, root, drop, use_serving_logs)
-            summary["notes"] += notes
+            summary.notes += notes
             if new is None and not force:
-                summary.update(status="skipped", decision={"promote": False, "reason": "no new data: " + "; ".join(notes),
-                                                           "metric": orch.promotion_metric, "margin": orch.promotion_margin},
-                               workspace="unchanged")
-                return summary
-            if benchmark.manifest(cfg, root) is None and champion_before is not None \
-                    and (root / paths.PREPARED / "test" / "interactions.parquet").exists():
-                summary["benchmark"] = freeze_benchmark(cfg, root, "first retrain: the champion's test split")
-                current, packaged = dvc_data_version(root / "dvc.lock"), \
-                    model_metadata(champion_before, cfg)["metadata"].get("data_version")
-                if current and packaged and current.get("md5") != packaged.get("md5"):
-                    summary["notes"].append("the benchmark was frozen from data/prepared "
-                                            f"{current.get('md5')}, not the champion's {packaged.get('md5')}")
-            snapshot = Snapshot(root)
-            if new is not None:
-                summary["data"]["drop"] = new.describe()
-                rows = validate_data(new, cfg, run_dir / "validation")
-                versioned, changes = version_data(new, cfg, root, rows, run_id, params, profile)
-                if new.path.exists() and new.path.parent == root / orch.incoming_dir:
-                    drops.set_aside(new.path, drops.PROCESSED)
-                summary["data"]["drop"] = {**new.describe(), **versioned.describe()}
-                summary["data"]["params"] = changes
-            from prodrank.orchestration.stageflow import STAGES
-
-            repro = dvc_repro.with_options(timeout_seconds=orch.stage_timeout_seconds * len(STAGES))(root, run_dir, run_id)
-            summary["repro"] = {k: repro[k] for k in ("returncode", "seconds", "ran")}
-            summary["data"]["prepared_version"] = dvc_data_version(root / "dvc.lock")
-            metrics = read_gate(root, repro["started"])
-            if repro["returncode"] != 0 and not (metrics and not (metrics.get("quality_gate") or {}).get("passed")):
-                raise RetrainError(repro_failure(repro))
-            if metrics is None:
-                metrics = json.loads((root / paths.METRICS / "evaluate.json").read_text())
-            gate = metrics.get("quality_gate") or {}
-            challenger_tag = package_challenger(root, metrics, cfg) if gate.get("passed") else None
-            from prodrank.serving.registry import metrics_summary
-
-            summary["challenger"] = {"tag": challenger_tag, "quality_gate": gate, "test_split": metrics_summary(metrics)}
-            results: dict[str, Any] = {"champion": None, "challenger": None}
-            if challenger_tag is not None:
-                if benchmark.manifest(cfg, root) is None:
-                    summary["benchmark"] = freeze_benchmark(cfg, root, "first promotion: the challenger's test split")
-                compare_flow = compare.with_options(task_runner=make_task_runner(cfg))
-                results = compare_flow(cfg, champion_before, challenger_tag, run_dir, root)
-            summary.setdefault("benchmark", benchmark.manifest(cfg, root))
-            metric = orch.promotion_metric
-            decision = decide(metric, orch.promotion_margin, gate, challenger_tag, champion_before,
-                              benchmark.score(results["challenger"], metric), benchmark.score(results["champion"], metric))
-            summary["decision"] = decision
-            summary["challenger"]["benchmark"] = results["challenger"]
-            summary["champion"] = {"tag": champion_before, "benchmark": results["champion"]}
-            log.info("decision: %s — %s", "promote" if decision["promote"] else "keep the champion", decision["reason"])
-            if decision["promote"]:
-                if build if build is not None else orch.build_bento:
-                    summary["bento"] = {"tag": build_bento(challenger_tag, cfg, root, params)}
-                else:
-                    summary["bento"] = {"tag": None, "note": "not built (orchestration.build_bento: false)"}
-                summary["champion_after"] = promote_challenger(challenger_tag, cfg, decision["reason"])
-                summary["status"] = "promoted"
-                summary["workspace"] = "kept: the pipeline outputs are the new champion's"
-                summary["commit"] = ["params.yaml", "dvc.lock",
-                                     *([summary["data"]["drop"]["dvc_file"]] if "dvc_file" in summary["data"].get("drop", {}) else []),
-                                     *([f"{orch.datasets_dir}/benchmark.dvc"] if (root / orch.datasets_dir / "benchmark.dvc").exists() else [])]
+                summary.status, summary.workspace = "skipped", "unchanged"
+                summary.decision = {"promote": False, "reason": "no new data: " + "; ".join(notes),
+                                    "metric": cfg.orchestration.promotion_metric, "margin": cfg.orchestration.promotion_margin}
             else:
-                restore_workspace(snapshot)
-                summary["status"] = "unchanged" if challenger_tag is not None and challenger_tag == champion_before \
-                    else "rejected"
-                summary["workspace"] = "restored to the champion's (params.yaml, dvc.lock, outputs)"
-            return summary
+                freeze_from_champion(cfg, root, summary)
+                snapshot = Snapshot(root)
+                retrain_on(new, cfg, root, params, profile, build, snapshot, summary)
         except BaseException as err:
-            summary["status"] = "failed"
-            summary["error"] = f"{type(err).__name__}: {err}"
-            if summary.get("decision") is None or summary["decision"].get("promote"):
-                summary["decision"] = {"metric": orch.promotion_metric, "margin": orch.promotion_margin,
-                                       **(summary.get("decision") or {}), "promote": False,
-                                       "reason": f"run failed, champion kept: {type(err).__name__}: {str(err)[:500]}"}
-            summary["champion_after"] = summary.get("champion_before")
-            if snapshot is not None:
-                try:
-                    snapshot.restore()
-                    summary["workspace"] = "restored to the champion's after the failure"
-                except Exception as restore_err:  # noqa: BLE001
-                    summary["workspace"] = f"restore failed: {restore_err}"
+            record_failure(cfg, summary, snapshot, err)
             raise
         finally:
-            if snapshot is not None:
-                snapshot.discard()
-            summary["finished_at"] = _now()
-            try:
-                from prodrank.serving.registry import champion as _champion
+            finish(cfg, root, summary, snapshot)
+    return summary.as_dict()
 
-                summary["champion_after"] = _champion(cfg)
-            except Exception:  # noqa: BLE001
-                pass
-            summary["reports"] = report.paths_for(summary["run_id"], root)
-            report.write(summary, root)
-            summary["artifact"] = report.publish_artifact(summary)
+
+def retrain_on(new: drops.Drop | None, cfg: Config, root: Path, params: str, profile: str | None, build: bool | None,
+               snapshot: Snapshot, summary: RetrainSummary) -> None:
+    """The drop (if any) into the data, the pipeline, the comparison, then promote or restore."""
+    if new is not None:
+        take_drop(new, cfg, root, params, profile, summary)
+    challenger_tag, gate = build_challenger(cfg, root, summary)
+    decision = compare_and_decide(cfg, root, challenger_tag, gate, summary)
+    if decision["promote"]:
+        promote_and_build(cfg, root, params, challenger_tag, build, summary)
+    else:
+        restore_workspace(snapshot)
+        summary.status = "unchanged" if challenger_tag is not None and challenger_tag == summary.champion_before \
+            else "rejected"
+        summary.workspace = "restored to the champion's (params.yaml, dvc.lock, outputs)"
+
+
+def freeze_from_champion(cfg: Config, root: Path, summary: RetrainSummary) -> None:
+    """On the first retrain with a champion, freeze the benchmark from the current test split
+    (the champion's data, whose test queries it never trained on)."""
+    if benchmark.manifest(cfg, root) is not None or summary.champion_before is None \
+            or not (root / paths.PREPARED / "test" / "interactions.parquet").exists():
+        return
+    summary.benchmark = freeze_benchmark(cfg, root, "first retrain: the champion's test split")
+    current = dvc_data_version(root / "dvc.lock")
+    packaged = model_metadata(summary.champion_before, cfg)["metadata"].get("data_version")
+    if current and packaged and current.get("md5") != packaged.get("md5"):
+        summary.notes.append(f"the benchmark was frozen from data/prepared {current.get('md5')}, "
+                             f"not the champion's {packaged.get('md5')}")
+
+
+def take_drop(new: drops.Drop, cfg: Config, root: Path, params: str, profile: str | None,
+              summary: RetrainSummary) -> None:
+    """Validate and version the drop, point params.yaml at it, set it aside as processed."""
+    summary.data["drop"] = new.describe()
+    rows = validate_data(new, cfg, root / report.REPORT_DIR / summary.run_id / "validation")
+    versioned, changes = version_data(new, cfg, root, rows, summary.run_id, params, profile)
+    if new.path.exists() and new.path.parent == root / cfg.orchestration.incoming_dir:
+        drops.set_aside(new.path, drops.PROCESSED)
+    summary.data["drop"] = {**new.describe(), **versioned.describe()}
+    summary.data["params"] = changes
+
+
+def build_challenger(cfg: Config, root: Path, summary: RetrainSummary) -> tuple[str | None, dict[str, Any]]:
+    """``dvc repro``, the challenger's quality gate, and the challenger in the store (when it passed)."""
+    run_dir = root / report.REPORT_DIR / summary.run_id
+    repro = dvc_repro.with_options(timeout_seconds=cfg.orchestration.stage_timeout_seconds * len(STAGES))(
+        root, run_dir, summary.run_id)
+    summary.repro = {k: repro[k] for k in ("returncode", "seconds", "ran")}
+    summary.data["prepared_version"] = dvc_data_version(root / "dvc.lock")
+    metrics = read_gate(root, repro["started"])
+    if repro["returncode"] != 0 and not (metrics and not (metrics.get("quality_gate") or {}).get("passed")):
+        raise RetrainError(repro_failure(repro))
+    if metrics is None:
+        metrics = json.loads((root / paths.METRICS / "evaluate.json").read_text())
+    gate = metrics.get("quality_gate") or {}
+    challenger_tag = package_challenger(root, metrics, cfg) if gate.get("passed") else None
+    summary.challenger = {"tag": challenger_tag, "quality_gate": gate, "test_split": metrics_summary(metrics)}
+    return challenger_tag, gate
+
+
+def compare_and_decide(cfg: Config, root: Path, challenger_tag: str | None, gate: dict[str, Any],
+                       summary: RetrainSummary) -> dict[str, Any]:
+    """Champion and challenger on the frozen benchmark (frozen now if there is none), then :func:`decide`."""
+    results: dict[str, Any] = {"champion": None, "challenger": None}
+    if challenger_tag is not None:
+        if benchmark.manifest(cfg, root) is None:
+            summary.benchmark = freeze_benchmark(cfg, root, "first promotion: the challenger's test split")
+        compare_flow = compare.with_options(task_runner=make_task_runner(cfg))
+        results = compare_flow(cfg, summary.champion_before, challenger_tag, root / report.REPORT_DIR / summary.run_id, root)
+    summary.benchmark = summary.benchmark or benchmark.manifest(cfg, root)
+    metric = cfg.orchestration.promotion_metric
+    decision = decide(metric, cfg.orchestration.promotion_margin, gate, challenger_tag, summary.champion_before,
+                      benchmark.score(results["challenger"], metric), benchmark.score(results["champion"], metric))
+    summary.decision = decision
+    assert summary.challenger is not None  # set by build_challenger
+    summary.challenger["benchmark"] = results["challenger"]
+    summary.champion = {"tag": summary.champion_before, "benchmark": results["champion"]}
+    log.info("decision: %s — %s", "promote" if decision["promote"] else "keep the champion", decision["reason"])
+    return decision
+
+
+def promote_and_build(cfg: Config, root: Path, params: str, challenger_tag: str, build: bool | None,
+                      summary: RetrainSummary) -> None:
+    """Build the challenger's bento (unless switched off), promote it, list what to commit."""
+    orch = cfg.orchestration
+    if build if build is not None else orch.build_bento:
+        summary.bento = {"tag": build_bento(challenger_tag, cfg, root, params)}
+    else:
+        summary.bento = {"tag": None, "note": "not built (orchestration.build_bento: false)"}
+    assert summary.decision is not None  # set by compare_and_decide
+    summary.champion_after = promote_challenger(challenger_tag, cfg, summary.decision["reason"])
+    summary.status = "promoted"
+    summary.workspace = "kept: the pipeline outputs are the new champion's"
+    drop = summary.data.get("drop", {})
+    summary.commit = ["params.yaml", "dvc.lock", *([drop["dvc_file"]] if "dvc_file" in drop else []),
+                      *([f"{orch.datasets_dir}/benchmark.dvc"] if (root / orch.datasets_dir / "benchmark.dvc").exists() else [])]
+
+
+def record_failure(cfg: Config, summary: RetrainSummary, snapshot: Snapshot | None, err: BaseException) -> None:
+    """The champion stays; the workspace is restored; the report says why."""
+    summary.status = "failed"
+    summary.error = f"{type(err).__name__}: {err}"
+    if summary.decision is None or summary.decision.get("promote"):
+        summary.decision = {"metric": cfg.orchestration.promotion_metric, "margin": cfg.orchestration.promotion_margin,
+                            **(summary.decision or {}), "promote": False,
+                            "reason": f"run failed, champion kept: {type(err).__name__}: {str(err)[:500]}"}
+    summary.champion_after = summary.champion_before
+    if snapshot is not None:
+        try:
+            snapshot.restore()
+            summary.workspace = "restored to the champion's after the failure"
+        except Exception as restore_err:  # noqa: BLE001
+            summary.workspace = f"restore failed: {restore_err}"
+
+
+def finish(cfg: Config, root: Path, summary: RetrainSummary, snapshot: Snapshot | None) -> None:
+    """Drop the snapshot, record the final champion, write the reports and the Prefect artifact."""
+    if snapshot is not None:
+        snapshot.discard()
+    summary.finished_at = _now()
+    try:
+        summary.champion_after = champion(cfg)
+    except Exception:  # noqa: BLE001 - the report is written whatever the store says
+        pass
+    summary.reports = report.paths_for(summary.run_id, root)
+    report.write(summary.as_dict(), root)
+    summary.artifact = report.publish_artifact(summary.as_dict())
