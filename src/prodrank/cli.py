@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="where an outside or validation evaluation is written "
                                   "(default reports/external, reports/validation_split)")
     sub.add_parser("ablate", help="train and evaluate the variants in evaluate.ablations")
+    sub.add_parser("report", help="record this profile's metrics in docs/results/, regenerate docs/results.md "
+                                  "and the README's results table")
     sub.add_parser("config", help="print the resolved, validated configuration")
     sub.add_parser("package", help="put the gated ranker into the BentoML model store (models/package.json)")
     sv = sub.add_parser("serve", help="serve the champion (or --tag) with BentoML: `bentoml serve` on serving.host:port")
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "evaluate" and (args.judgments or args.interactions):
             stages.evaluate_external(cfg, args.judgments, args.interactions, args.catalog, args.model,
                                      args.out or "reports/external")
+        elif args.command == "report":
+            print(f"written {stages.report(cfg)} and the README's results table")
         elif args.command == "evaluate" and args.split == "valid":
             stages.evaluate_validation(cfg, args.model, args.out or "reports/validation_split")
         elif args.command in ("monitor", "simulate-traffic"):  # docs/monitoring.md

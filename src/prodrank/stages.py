@@ -130,4 +130,11 @@ def ablate(cfg: Config) -> object:
     from prodrank.evaluation.ablation import run_ablations
 
     return run_ablations(cfg, paths.PREPARED, paths.PRETRAINED, paths.RANKER, paths.ABLATIONS,
-                         paths.EVALUATION_REPORTS.parent / "ablations")
+                         paths.ABLATION_REPORTS)
+
+
+def report(cfg: Config) -> Path:
+    """`prodrank report`: record this profile's results; regenerate docs/results.md and the README table."""
+    from prodrank.evaluation.results import report as run
+
+    return run(cfg)
