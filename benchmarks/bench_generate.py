@@ -1,4 +1,4 @@
-"""Throughput of the simulated store (prodrank.data.world.generate_world).
+"""Throughput of the simulated store (prodrank.sim.world.generate_world).
 
 Runs a small baseline and the ~1M-impression target (default 20k-product catalogue,
 50k sessions x 20 results) in the same process, so the figures are comparable, and
@@ -16,7 +16,7 @@ import time
 
 from prodrank.config import WorldConfig
 from prodrank.data.schema import CATALOG, INTERACTIONS
-from prodrank.data.world import generate_world
+from prodrank.sim.world import generate_world
 
 
 def run(name: str, cfg: WorldConfig, seed: int) -> dict:

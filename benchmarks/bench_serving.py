@@ -130,7 +130,7 @@ def build_model(arch: str, out: Path) -> Path:
 def workload(sizes: list[int], n_requests: int, seed: int) -> dict:
     """Queries and candidate lists from the synthetic world (tiny profile): realistic text
     lengths, and true relevance grades for the quantisation NDCG check."""
-    from prodrank.data.world import generate_world
+    from prodrank.sim.world import generate_world
 
     cfg = load_config(ROOT / "params.yaml", "tiny")
     tables = generate_world(cfg.world, cfg.seed)

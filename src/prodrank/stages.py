@@ -30,7 +30,7 @@ def write_tables(tables: dict[str, pd.DataFrame], directory: str | Path) -> None
 def ingest(cfg: Config, out_dir: str | Path = paths.RAW) -> dict[str, int]:
     """Build the canonical raw tables from the configured source."""
     if cfg.data.source == "synthetic":
-        from prodrank.data.world import generate_world
+        from prodrank.sim.world import generate_world
 
         tables = generate_world(cfg.world, cfg.seed)
     else:

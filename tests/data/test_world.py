@@ -1,4 +1,4 @@
-"""Tests of the simulated store (prodrank.data.world) and its word lists."""
+"""Tests of the simulated store (prodrank.sim.world) and its word lists."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +7,8 @@ import pytest
 
 from prodrank.config import DriftConfig, WorldConfig
 from prodrank.data import schema
-from prodrank.data import vocabulary as V
-from prodrank.data.world import (
+from prodrank.sim import vocabulary as V
+from prodrank.sim.world import (
     START,
     build_world,
     generate_world,
