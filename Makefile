@@ -37,7 +37,7 @@ test-fast: venv
 	$(BIN)/pytest tests -m "not slow"
 
 lint: venv
-	$(BIN)/ruff check src tests flows benchmarks
+	$(BIN)/ruff check src tests tools flows benchmarks
 
 bench: venv
 	$(BIN)/python benchmarks/bench_generate.py
@@ -96,4 +96,4 @@ demo-drift: venv  ## serve -> control traffic -> monitor (no drift) -> drifted t
 RELIABILITY_ARGS ?=
 
 reliability: venv  ## fuzzing, 5-min load, injected faults, security checks -> docs/reliability.md (about 20 min)
-	$(BIN)/python -m prodrank.reliability.suite $(RELIABILITY_ARGS)
+	$(BIN)/python -m tools.reliability.suite $(RELIABILITY_ARGS)

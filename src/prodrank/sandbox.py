@@ -1,7 +1,7 @@
 """A throwaway copy of the project to run the real pipeline in, without touching the project.
 
 The drift demo (:mod:`prodrank.monitoring.demo`) and the reliability suite
-(:mod:`prodrank.reliability`) both need a workspace with its own DVC repository, BentoML store
+(:mod:`tools.reliability`) both need a workspace with its own DVC repository, BentoML store
 and Prefect home, on a fast configuration: :func:`make_workspace` copies the sources and
 configuration into a new folder and applies dotted ``params.yaml`` overrides;
 :func:`workspace_env` is the environment that points every tool at that folder.

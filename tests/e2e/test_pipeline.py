@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from prodrank import sandbox
-from prodrank.reliability.faults import tree_digest
 from prodrank.serving.process import ServerProcess, free_port, request
 from tests.conftest import PROJECT_ROOT
+from tools.reliability.faults import tree_digest
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import negative_data_rejection, positive_data_acceptance
 
-from prodrank.reliability.fuzzing import DIGEST_ENV, FULL_EXAMPLES, schema_digest, stale_reason
 from tests.serving.conftest import launch_server
+from tools.reliability.fuzzing import DIGEST_ENV, FULL_EXAMPLES, schema_digest, stale_reason
 
 pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("PRODRANK_FUZZ_EXAMPLES", "25"))

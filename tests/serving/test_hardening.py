@@ -1,4 +1,4 @@
-"""The reliability suite's fault and security scenarios (src/prodrank/reliability), run small
+"""The reliability suite's fault and security scenarios (tools/reliability), run small
 against real `bentoml serve` processes with the tiny model: a SIGKILL mid-load loses no
 acknowledged record, a tampered model stops the server at start, an unwritable or full log
 folder does not stop serving, and the optional API key. `make reliability` runs them bigger."""
@@ -7,10 +7,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from prodrank.reliability import faults, security
-from prodrank.reliability.faults import Target
-from prodrank.reliability.load import audit_log, rank_bodies
 from tests.serving.conftest import package_model
+from tools.reliability import faults, security
+from tools.reliability.faults import Target
+from tools.reliability.load import audit_log, rank_bodies
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from prodrank.reliability.security import scan_secrets
 from prodrank.serving.guard import ApiKeyGuard
 from tests.conftest import PROJECT_ROOT
+from tools.reliability.security import scan_secrets
 
 
 def test_the_repository_holds_no_secret():

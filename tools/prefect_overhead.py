@@ -1,4 +1,4 @@
-"""Measure what running a stage as a Prefect flow costs: ``python -m prodrank.orchestration.overhead``.
+"""Measure what running a stage as a Prefect flow costs: ``python -m tools.prefect_overhead``.
 
 Each sample is a fresh process, as under ``dvc repro``, running ``prodrank.orchestration.stageflow.run_stage``
 on a stage whose body does nothing (so only the wrapping is timed):
@@ -39,7 +39,7 @@ def sample(mode: str, params: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m prodrank.orchestration.overhead", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.prefect_overhead", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--params", default="params.yaml")

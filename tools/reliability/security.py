@@ -9,9 +9,9 @@ from pathlib import Path
 import psutil
 
 from prodrank.config import Config
-from prodrank.reliability.faults import Check, Target, start_server
 from prodrank.serving.process import request
 from prodrank.serving.request_log import log_files
+from tools.reliability.faults import Check, Target, start_server
 
 # what a leaked credential looks like; a finding names the file and line, never the value
 SECRET_PATTERNS = {

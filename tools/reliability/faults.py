@@ -1,7 +1,7 @@
 """Injected faults, each with what must hold afterwards. Every scenario returns a :class:`Check`.
 
 A :class:`Target` is what the scenarios act on: a params file, a BentoML home holding a packaged
-champion, and /rank bodies for its catalogue; :class:`~prodrank.reliability.suite` builds one in a
+champion, and /rank bodies for its catalogue; :class:`~tools.reliability.suite` builds one in a
 sandbox workspace (the tiny pipeline) or from the project's own champion.
 """
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import yaml
 
 from prodrank import paths
-from prodrank.reliability.load import audit_log, run_load
 from prodrank.sandbox import executable, set_params
 from prodrank.serving.process import ServerProcess, request
+from tools.reliability.load import audit_log, run_load
 
 
 @dataclass
