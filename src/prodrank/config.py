@@ -73,6 +73,8 @@ class DataConfig(Section):
     interactions: FileSource = FileSource()
     home_depot: HomeDepotSource = HomeDepotSource()
     bestbuy: BestBuySource = BestBuySource()
+    # real sources: repair mojibake, U+FFFD and control characters as the text is read (data/repair.py)
+    text_repair: Literal["none", "ftfy"] = "ftfy"
 
 
 class SplitConfig(Section):

@@ -2,6 +2,7 @@
 and the tests all call these, so stage logic exists exactly once."""
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import pandas as pd
 
 from prodrank import paths
 from prodrank.config import Config
+from prodrank.data.repair import COUNTS_FILE as REPAIR_COUNTS
+from prodrank.data.repair import TextRepair
 from prodrank.data.schema import SPLITS
-from prodrank.io import atomic_dir
+from prodrank.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 
@@ -20,15 +23,20 @@ def read_tables(directory: str | Path) -> dict[str, pd.DataFrame]:
     return {p.stem: pd.read_parquet(p) for p in sorted(directory.glob("*.parquet"))}
 
 
-def write_tables(tables: dict[str, pd.DataFrame], directory: str | Path) -> None:
-    """Write all tables into a fresh directory and swap it in only when every write worked."""
+def write_tables(tables: dict[str, pd.DataFrame], directory: str | Path, records: dict[str, dict] | None = None) -> None:
+    """Write all tables (and small JSON ``records`` beside them) into a fresh directory and swap
+    it in only when every write worked."""
     with atomic_dir(directory) as tmp:
         for name, frame in tables.items():
             frame.to_parquet(tmp / f"{name}.parquet", index=False)
+        for name, record in (records or {}).items():
+            write_json(record, tmp / name)
 
 
 def ingest(cfg: Config, out_dir: str | Path = paths.RAW) -> dict[str, int]:
-    """Build the canonical raw tables from the configured source."""
+    """Build the canonical raw tables from the configured source; a real source's text is
+    repaired as it is read, and what changed is recorded beside the tables."""
+    repair = None
     if cfg.data.source == "synthetic":
         from prodrank.sim.world import generate_world
 
@@ -36,8 +44,9 @@ def ingest(cfg: Config, out_dir: str | Path = paths.RAW) -> dict[str, int]:
     else:
         from prodrank.data.ingest import ingest as ingest_source
 
-        tables = ingest_source(cfg.data, cfg.seed)
-    write_tables(tables, out_dir)
+        repair = TextRepair(cfg.data.text_repair)
+        tables = ingest_source(cfg.data, cfg.seed, repair=repair)
+    write_tables(tables, out_dir, {REPAIR_COUNTS: repair.summary()} if repair else {})
     counts = {name: len(frame) for name, frame in tables.items()}
     log.info("ingested %s into %s: %s", cfg.data.source, out_dir, counts)
     return counts
@@ -47,9 +56,12 @@ def validate(cfg: Config, raw_dir: str | Path = paths.RAW, reports_dir: str | Pa
     """Run the GX suites on the raw tables; raises DataValidationError on failure."""
     from prodrank.data.validate import check, validate_tables
 
-    report = validate_tables(read_tables(raw_dir), paths.SUITES, reports_dir, cfg.validation.max_example_rows)
+    repaired = Path(raw_dir) / REPAIR_COUNTS
+    text_repair = json.loads(repaired.read_text()) if repaired.exists() else None
+    report = validate_tables(read_tables(raw_dir), paths.SUITES, reports_dir, cfg.validation.max_example_rows,
+                             text_repair=text_repair, repair_setting=cfg.data.text_repair)
     check(report)
-    log.info("validation passed: %s", report.format().splitlines()[0] if report.format() else "ok")
+    log.info("%s", report.format().split("\n\n")[0])  # the verdict, where the reports are, the text repair
 
 
 def split(cfg: Config, raw_dir: str | Path = paths.RAW, out_dir: str | Path = paths.PREPARED,
@@ -108,10 +120,11 @@ def evaluate_external(cfg: Config, judgments: str | None, interactions: str | No
     from prodrank.data.ingest import load_interactions, load_judgments
     from prodrank.evaluation.evaluate import evaluate_tables
 
+    repair = TextRepair(cfg.data.text_repair)
     if judgments:
-        tables, source = load_judgments(judgments, catalog), judgments
+        tables, source = load_judgments(judgments, catalog, repair=repair), judgments
     elif interactions and catalog:
-        tables, source = load_interactions(interactions, catalog), interactions
+        tables, source = load_interactions(interactions, catalog, repair=repair), interactions
     else:
         raise ValueError("give --judgments FILE [--catalog FILE], or --interactions FILE --catalog FILE")
     out_dir = Path(out_dir)

@@ -177,14 +177,16 @@ def test_bad_data_stops_the_pipeline_and_keeps_good_artefacts(project, tmp_path)
     bad.write_text("query,product_id,product_title,grade\n"
                    "red sofa,A1,Caf\ufffd Sofa,3\nred sofa,A2,Blue Lamp,1\nblue lamp,A2,Blue Lamp,3\nblue lamp,A1,Caf\ufffd Sofa,0\n",
                    encoding="utf-8")
-    set_params(project, **{"data.source": "judgments", "data.judgments.path": str(bad)})
+    # without text repair (the default repairs this): damaged text stops the pipeline, naming the remedy
+    set_params(project, **{"data.source": "judgments", "data.judgments.path": str(bad), "data.text_repair": "none"})
     try:
         result = sh([str(BIN / "dvc"), "repro"], project, check=False)
         assert result.returncode != 0
         output = result.stdout + result.stderr
         assert "validation failed" in output.lower() and "title" in output
+        assert "set data.text_repair: ftfy" in output
         assert "Running stage 'split'" not in output
         assert {p: tree_digest(project / p) for p in before} == before
         assert json.loads((project / "reports/validation/summary.json").read_text())["success"] is False
     finally:
-        set_params(project, **{"data.source": "synthetic", "data.judgments.path": None})
+        set_params(project, **{"data.source": "synthetic", "data.judgments.path": None, "data.text_repair": "ftfy"})

@@ -40,6 +40,7 @@ import pandas as pd
 
 from prodrank.config import BestBuySource, DataConfig, HomeDepotSource
 from prodrank.data.frequency import frequency_buckets
+from prodrank.data.repair import TextRepair
 from prodrank.data.schema import (
     CATALOG,
     CATALOG_COLUMNS,
@@ -130,9 +131,12 @@ def _read(
     *,
     encoding: str = "utf-8",
     str_columns: Iterable[str] = (),
+    text_columns: Iterable[str] = (),
+    repair: TextRepair | None = None,
     **csv_kwargs: Any,
 ) -> pd.DataFrame:
-    """Read a CSV/Parquet input table, turning every failure into a clear error."""
+    """Read a CSV/Parquet input table, turning every failure into a clear error; its free-text
+    ``text_columns`` are repaired by ``repair`` (``data.text_repair``) before anything reads them."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{kind} file not found: {path}")
@@ -176,7 +180,8 @@ def _read(
         )
     if df.empty:
         raise InputFormatError(f"{path}: the {kind} file has a header but no data rows")
-    return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    return repair.frame(df, kind, text_columns) if repair is not None else df
 
 
 def _text(df: pd.DataFrame, col: str, path: Path, *, required: bool) -> pd.Series:
@@ -348,7 +353,7 @@ def _int_counts(df: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- catalogue
 
 
-def load_catalog(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
+def load_catalog(path: str | Path, *, encoding: str = "utf-8", repair: TextRepair | None = None) -> pd.DataFrame:
     """Read a catalogue table (format version 1): ``product_id, title`` required, optional
     ``description, brand, category, attributes, price, rating, popularity``.
 
@@ -356,7 +361,8 @@ def load_catalog(path: str | Path, *, encoding: str = "utf-8") -> pd.DataFrame:
     """
     path = Path(path)
     df = _read(path, "catalogue", CATALOG_REQUIRED, encoding=encoding,
-               str_columns=("product_id", "title", *CATALOG_TEXT_OPTIONAL))
+               str_columns=("product_id", "title", *CATALOG_TEXT_OPTIONAL),
+               text_columns=("title", *CATALOG_TEXT_OPTIONAL), repair=repair)
     _text(df, "title", path, required=True)  # every catalogue row needs a title
     dup = df["product_id"].astype(str).str.strip().duplicated()
     if dup.any():
@@ -435,6 +441,7 @@ def load_judgments(
     *,
     encoding: str = "utf-8",
     grade_scale: tuple[float, float] | None = None,
+    repair: TextRepair | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Load a judgments table (format version 1): one row per judged (query, product) pair.
 
@@ -449,10 +456,10 @@ def load_judgments(
     ``grade_scale=(lo, hi)`` to fix the scale instead of inferring it).
     """
     path = Path(path)
-    catalog = load_catalog(catalog_path, encoding=encoding) if catalog_path is not None else None
+    catalog = load_catalog(catalog_path, encoding=encoding, repair=repair) if catalog_path is not None else None
     df = _read(path, "judgments", JUDGMENT_REQUIRED, encoding=encoding,
-               str_columns=("query", "product_id", "product_title", "title",
-                            *CATALOG_TEXT_OPTIONAL))
+               str_columns=("query", "product_id", "product_title", "title", *CATALOG_TEXT_OPTIONAL),
+               text_columns=("query", "product_title", "title", *CATALOG_TEXT_OPTIONAL), repair=repair)
     title_col = None
     if catalog is None:
         title_col = next((c for c in ("product_title", "title") if c in df.columns), None)
@@ -469,7 +476,7 @@ def load_judgments(
 
 
 def load_interactions(
-    path: str | Path, catalog_path: str | Path, *, encoding: str = "utf-8"
+    path: str | Path, catalog_path: str | Path, *, encoding: str = "utf-8", repair: TextRepair | None = None
 ) -> dict[str, pd.DataFrame]:
     """Load an impression log (format version 1) and its catalogue table.
 
@@ -485,9 +492,9 @@ def load_interactions(
     path = Path(path)
     if catalog_path is None:
         raise InputFormatError(f"{path}: the interactions format needs a catalogue file (catalog path)")
-    catalog = load_catalog(catalog_path, encoding=encoding)
+    catalog = load_catalog(catalog_path, encoding=encoding, repair=repair)
     df = _read(path, "interactions", INTERACTION_REQUIRED, encoding=encoding,
-               str_columns=("query", "product_id", "session_id"))
+               str_columns=("query", "product_id", "session_id"), text_columns=("query",), repair=repair)
     norm, qid = _queries_column(df, path)
     pid = _ids(df, "product_id", path)
     position = _numeric(df, "position", path, required=True)
@@ -545,7 +552,8 @@ def load_interactions(
 
 
 def load_home_depot(
-    cfg: HomeDepotSource, *, root: str | Path | None = None, encoding: str = HOME_DEPOT_ENCODING
+    cfg: HomeDepotSource, *, root: str | Path | None = None, encoding: str = HOME_DEPOT_ENCODING,
+    repair: TextRepair | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The Kaggle Home Depot search-relevance train set as graded judgments.
 
@@ -559,7 +567,8 @@ def load_home_depot(
     """
     path = _resolve(cfg.path, root)
     df = _read(path, "Home Depot train", ("product_uid", "product_title", "search_term", "relevance"),
-               encoding=encoding, str_columns=("product_uid", "product_title", "search_term"))
+               encoding=encoding, str_columns=("product_uid", "product_title", "search_term"),
+               text_columns=("product_title", "search_term"), repair=repair)
     df = df.rename(columns={"product_uid": "product_id", "search_term": "query",
                             "relevance": "grade"})
     tables = _judgment_tables(df, path, catalog=None, title_col="product_title",
@@ -584,8 +593,8 @@ def load_home_depot(
 # --------------------------------------------------------------------------- Best Buy
 
 
-def _bestbuy_catalog(path: Path) -> pd.DataFrame:
-    df = _read(path, "Best Buy SKU names", (), encoding="utf-8", header=None,
+def _bestbuy_catalog(path: Path, repair: TextRepair | None) -> pd.DataFrame:
+    df = _read(path, "Best Buy SKU names", (), encoding="utf-8", header=None, text_columns=("title",), repair=repair,
                names=["product_id", "title"], dtype=str, quoting=csv.QUOTE_NONE)
     if df.shape[1] != 2:
         raise InputFormatError(f"{path}: expected 2 tab-separated columns (sku, name)")
@@ -593,7 +602,7 @@ def _bestbuy_catalog(path: Path) -> pd.DataFrame:
 
 
 def load_bestbuy(
-    cfg: BestBuySource, seed: int, *, root: str | Path | None = None
+    cfg: BestBuySource, seed: int, *, root: str | Path | None = None, repair: TextRepair | None = None
 ) -> dict[str, pd.DataFrame]:
     """The Kaggle Best Buy (small, Xbox 360 games) search -> click log.
 
@@ -625,12 +634,14 @@ def load_bestbuy(
     No ``relevance`` table: click counts are engagement, not graded relevance.
     """
     base = _resolve(cfg.dir, root)
-    catalog = _bestbuy_catalog(base / BESTBUY_CATALOG_FILE)
+    catalog = _bestbuy_catalog(base / BESTBUY_CATALOG_FILE, repair)
     parts = []
     for name in BESTBUY_CLICK_FILES:
         p = base / name
         part = _read(p, "Best Buy clicks", ("user", "sku", "query", "query_time"),
                      str_columns=("user", "sku", "category", "query", "click_time", "query_time"))
+        # queries are not repaired: the few whose characters the published log lost (U+FFFD) are
+        # dropped below, as a query with a letter missing would be another query
         part["_query_time"] = _timestamps(part, "query_time", p)
         part["_sku"] = _ids(part, "sku", p)
         part["_query"] = part["query"].fillna("").astype(str).map(canonical_query)
@@ -715,25 +726,27 @@ def load_bestbuy(
 # --------------------------------------------------------------------------- dispatch
 
 
-def ingest(cfg: DataConfig, seed: int, *, root: str | Path | None = None) -> dict[str, pd.DataFrame]:
-    """Build the canonical tables for ``cfg.source`` (paths relative to ``root`` or the CWD)."""
+def ingest(cfg: DataConfig, seed: int, *, root: str | Path | None = None,
+           repair: TextRepair | None = None) -> dict[str, pd.DataFrame]:
+    """Build the canonical tables for ``cfg.source`` (paths relative to ``root`` or the CWD);
+    ``repair`` repairs and counts the free text as it is read (``data.text_repair``)."""
     source = cfg.source
     if source == "judgments":
         if not cfg.judgments.path:
             raise ValueError("data.judgments.path must be set when data.source is 'judgments'")
         cat = cfg.judgments.catalog
         return load_judgments(_resolve(cfg.judgments.path, root),
-                              _resolve(cat, root) if cat else None)
+                              _resolve(cat, root) if cat else None, repair=repair)
     if source == "interactions":
         if not cfg.interactions.path or not cfg.interactions.catalog:
             raise ValueError("data.interactions.path and data.interactions.catalog must both be "
                              "set when data.source is 'interactions'")
         return load_interactions(_resolve(cfg.interactions.path, root),
-                                 _resolve(cfg.interactions.catalog, root))
+                                 _resolve(cfg.interactions.catalog, root), repair=repair)
     if source == "home_depot":
-        return load_home_depot(cfg.home_depot, root=root)
+        return load_home_depot(cfg.home_depot, root=root, repair=repair)
     if source == "bestbuy":
-        return load_bestbuy(cfg.bestbuy, seed, root=root)
+        return load_bestbuy(cfg.bestbuy, seed, root=root, repair=repair)
     if source == "synthetic":
         raise ValueError("data.source 'synthetic' is generated by the synthetic world, not by "
                          "prodrank.data.ingest; call the world generator instead")

@@ -151,6 +151,8 @@ class ValidationReport:
     suites: list[SuiteResult]
     reports_dir: str | None = None
     max_example_rows: int = 5
+    text_repair: dict[str, Any] | None = None  # {"mode", "changed": {"<kind>.<column>": n}} from ingest
+    repair_setting: str | None = None  # data.text_repair, for the advice on text hygiene failures
 
     @property
     def success(self) -> bool:
@@ -171,6 +173,7 @@ class ValidationReport:
             "success": self.success,
             "suites": {s.suite: s.to_dict() for s in self.suites},
             "failed_suites": [s.suite for s in self.suites if not s.success],
+            "text_repair": self.text_repair,
         }
 
     def format(self) -> str:
@@ -183,6 +186,10 @@ class ValidationReport:
         lines = [head]
         if self.reports_dir:
             lines.append(f"full reports: {self.reports_dir}")
+        if self.text_repair:
+            changed = self.text_repair.get("changed") or {}
+            counts = ", ".join(f"{column} {n}" for column, n in changed.items()) or "nothing to repair"
+            lines.append(f"text repair ({self.text_repair.get('mode')}): values changed per column: {counts}")
         for s in self.suites:
             lines.append("")
             status = "FAIL" if not s.success else "ok"
@@ -195,12 +202,29 @@ class ValidationReport:
                 lines.append(f"  - {f.headline()}")
                 if f.notes:
                     lines.append(f"      ({f.notes})")
+                if is_text_hygiene(f):
+                    lines.append(f"      -> {text_repair_advice(self.repair_setting)}")
                 lines.extend(_format_examples(f, self.max_example_rows))
             if s.skipped:
                 lines.append(f"  (skipped {len(s.skipped)}: {_format_skipped(s.skipped)})")
         return "\n".join(lines)
 
     __str__ = format
+
+
+TEXT_HYGIENE_NOTES = ("U+FFFD", "mojibake")  # words in the suites' notes of text-damage expectations
+
+
+def is_text_hygiene(failure: Failure) -> bool:
+    """A failure on damaged text (wrong decoding), which ingest's text repair removes."""
+    return any(word in failure.notes for word in TEXT_HYGIENE_NOTES)
+
+
+def text_repair_advice(setting: str | None) -> str:
+    if setting == "ftfy":
+        return ("data.text_repair is ftfy and this text was still damaged after repair: "
+                "fix the file's encoding at its source")
+    return "set data.text_repair: ftfy in params.yaml: ingest then repairs such text (mojibake, U+FFFD, control characters)"
 
 
 def check(report: ValidationReport) -> ValidationReport:
@@ -220,12 +244,16 @@ def validate_tables(
     max_example_rows: int = 5,
     *,
     summary_name: str = SUMMARY_FILE,
+    text_repair: dict[str, Any] | None = None,
+    repair_setting: str | None = None,
 ) -> ValidationReport:
     """Validate the canonical tables present in ``tables`` (keys from ``schema.TABLES``).
 
     Runs ``catalog``, ``queries``, ``interactions`` (+ ``judgments`` when the interactions
     table has a non-null ``grade``) and ``relevance``; cross-table checks use whichever of
     ``catalog``/``queries`` are passed. Writes one report per suite plus ``summary_name``.
+    ``text_repair``: what ingest's text repair changed (shown in the report); ``repair_setting``:
+    the current ``data.text_repair``, named in the advice when text hygiene fails.
     """
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:
@@ -255,7 +283,7 @@ def validate_tables(
             results.append(runner.run(spec, name, frame, is_judgments=is_judgments,
                                       extra_skips=skipped_refs))
 
-    report = ValidationReport(results, str(reports_dir), max_example_rows)
+    report = ValidationReport(results, str(reports_dir), max_example_rows, text_repair, repair_setting)
     _write_reports(report, runner, reports_dir, summary_name, manage=TABLE_SUITES)
     return report
 

@@ -43,6 +43,7 @@ import pandas as pd
 
 from prodrank import paths
 from prodrank.config import Config, FileSource, load_config
+from prodrank.data.repair import TextRepair
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +134,14 @@ def set_aside(folder: Path, where: str, reason: str | None = None) -> Path:
 
 
 # -- loading and validating ------------------------------------------------------------------
-def load_drop(drop: Drop) -> dict[str, pd.DataFrame]:
-    """The canonical tables of a drop, through the documented adapters (prodrank.data.ingest)."""
+def load_drop(drop: Drop, repair: TextRepair | None = None) -> dict[str, pd.DataFrame]:
+    """The canonical tables of a drop, through the documented adapters (prodrank.data.ingest),
+    its text repaired as ingest will repair it (``data.text_repair``)."""
     from prodrank.data.ingest import load_interactions, load_judgments
 
     if drop.kind == "interactions":
-        return load_interactions(drop.files["interactions"], drop.files["catalog"])
-    return load_judgments(drop.files["judgments"], drop.files.get("catalog"))
+        return load_interactions(drop.files["interactions"], drop.files["catalog"], repair=repair)
+    return load_judgments(drop.files["judgments"], drop.files.get("catalog"), repair=repair)
 
 
 def validate_drop(drop: Drop, cfg: Config, reports_dir: str | Path):
@@ -150,7 +152,7 @@ def validate_drop(drop: Drop, cfg: Config, reports_dir: str | Path):
     from prodrank.data.ingest import InputFormatError
     from prodrank.data.validate import check, validate_tables
 
-    tables = load_drop(drop)
+    tables = load_drop(drop, TextRepair(cfg.data.text_repair))
     report = validate_tables(tables, paths.SUITES, reports_dir, cfg.validation.max_example_rows)
     check(report)
     catalog = tables["catalog"]
