@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from prodrank.orchestration import env, server
+
 SNIPPET = """
 import sys
 from prodrank import stages
@@ -45,8 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--dvc", action="store_true", help="also time a no-op `dvc repro`")
     args = parser.parse_args(argv)
-    from prodrank.orchestration import env, server
-
     env.configure()
     found = server.discover()
     modes = ["plain", "flow"] if found else ["plain"]

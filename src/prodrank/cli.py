@@ -3,18 +3,34 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
+from pathlib import Path
 
-from prodrank import paths
+from prodrank import paths, stages
 from prodrank.config import ConfigError, load_config
+from prodrank.data.validate import DataValidationError
+from prodrank.evaluation.evaluate import QualityGateError
+from prodrank.monitoring import commands as monitoring
+from prodrank.orchestration import commands as orchestration
+from prodrank.orchestration.stageflow import run_stage
+from prodrank.serving.registry import (
+    RegistryError,
+    TamperedModelError,
+    bentoml_home,
+    serving_notice,
+    serving_tag,
+)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prodrank", description=__doc__)
     parser.add_argument("--params", default=str(paths.PARAMS), help="params file (default: params.yaml)")
     parser.add_argument("--profile", default=None, help="profile in params.yaml (default: its `profile` key)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("inputs", help="hash the configured input files into data/inputs.json (ingest's DVC dep)")
     sub.add_parser("ingest", help="build data/raw from the configured source (synthetic world or real data)")
     gen = sub.add_parser("generate", help="generate the synthetic world into a folder")
     gen.add_argument("--out", default=str(paths.RAW))
@@ -40,28 +56,19 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--tag", help="model tag to serve (default: $PRODRANK_MODEL_TAG, else the champion)")
     sv.add_argument("--host", help="default: serving.host")
     sv.add_argument("--port", type=int, help="default: serving.port")
-    from prodrank.orchestration.commands import add_parsers  # retrain, rollback (docs/orchestration.md)
-
-    add_parsers(sub)
-    from prodrank.monitoring.commands import add_parsers as add_monitoring  # monitor, simulate-traffic
-
-    add_monitoring(sub)
+    orchestration.add_parsers(sub)  # retrain, rollback (docs/orchestration.md)
+    monitoring.add_parsers(sub)  # monitor, simulate-traffic (docs/monitoring.md)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("great_expectations", "httpx", "urllib3", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from prodrank import stages
-    from prodrank.data.validate import DataValidationError
-    from prodrank.evaluation.evaluate import QualityGateError
-    from prodrank.serving.registry import RegistryError, TamperedModelError
-
     try:
         cfg = load_config(args.params, args.profile)
         if args.command == "config":
@@ -78,16 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "evaluate" and args.split == "valid":
             stages.evaluate_validation(cfg, args.model, args.out or "reports/validation_split")
         elif args.command in ("monitor", "simulate-traffic"):  # docs/monitoring.md
-            from prodrank.monitoring import commands as monitoring
-
             return monitoring.run(cfg, args)
         elif args.command in ("retrain", "rollback"):
-            from prodrank.orchestration import commands
-
-            return commands.retrain(cfg, args) if args.command == "retrain" else commands.rollback(cfg)
+            return orchestration.retrain(cfg, args) if args.command == "retrain" else orchestration.rollback(cfg)
         else:  # a pipeline stage: inside a Prefect flow when a server answers (prodrank.orchestration.stageflow)
-            from prodrank.orchestration.stageflow import run_stage
-
             run_stage(args.command, cfg, args.params, args.profile)
     except (ConfigError, DataValidationError, QualityGateError, RegistryError, TamperedModelError, ValueError,
             FileNotFoundError, KeyError) as err:
@@ -100,12 +101,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(cfg, args) -> int:
     """Replace this process with `bentoml serve` (same PID: stop it with SIGTERM)."""
-    import os
-    import shutil
-    from pathlib import Path
-
-    from prodrank.serving.registry import bentoml_home, serving_notice, serving_tag
-
     env = dict(os.environ, PRODRANK_PARAMS=args.params)
     env.setdefault("BENTOML_HOME", str(bentoml_home(cfg)))
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")

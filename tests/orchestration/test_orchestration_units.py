@@ -333,9 +333,9 @@ def test_cli_has_retrain_and_rollback(monkeypatch, capsys):
     from prodrank import cli
     from prodrank.serving import registry
 
-    args = cli._parser().parse_args(["retrain", "--drop", "d", "--no-logs", "--no-bento", "--force"])
+    args = cli.build_parser().parse_args(["retrain", "--drop", "d", "--no-logs", "--no-bento", "--force"])
     assert (args.drop, args.use_serving_logs, args.build, args.force) == ("d", False, False, True)
-    assert cli._parser().parse_args(["retrain"]).use_serving_logs is None
+    assert cli.build_parser().parse_args(["retrain"]).use_serving_logs is None
     state = {"champion": "m:2"}
     monkeypatch.setattr(registry, "champion", lambda cfg=None: state["champion"])
     monkeypatch.setattr(registry, "rollback", lambda cfg=None: state.update(champion="m:1") or "m:1")

@@ -4,7 +4,8 @@ import pandas as pd
 
 from prodrank.config import resolve
 from prodrank.evaluation.ablation import FULL, ablation_claims
-from prodrank.evaluation.evaluate import MODEL, Evaluation
+from prodrank.evaluation.evaluate import Evaluation
+from prodrank.evaluation.targets import MODEL
 
 QUERIES = pd.DataFrame({
     "query_id": [f"q{i}" for i in range(40)],

@@ -5,15 +5,9 @@ import pandas as pd
 import pytest
 
 from prodrank.config import resolve
-from prodrank.evaluation.evaluate import (
-    GRADED,
-    MODEL,
-    ORACLE,
-    compute_metrics,
-    evaluation_targets,
-    paired_randomisation_test,
-)
+from prodrank.evaluation.evaluate import compute_metrics, evaluation_targets, paired_randomisation_test
 from prodrank.evaluation.report import claims, render
+from prodrank.evaluation.targets import GRADED, MODEL, ORACLE
 
 
 def pairs(**truth: list[float]) -> pd.DataFrame:

@@ -14,21 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
 from prodrank.config import Ablation, Config, ablation_train
 from prodrank.data.schema import GAP_TAGS
 from prodrank.evaluation.evaluate import (
-    GRADED,
-    MODEL,
     Evaluation,
     evaluate_pairs,
-    is_expected_rate,
     load_eval_pairs,
     paired_randomisation_test,
     slice_table,
 )
+from prodrank.evaluation.targets import GRADED, MODEL, is_expected_rate
 from prodrank.io import write_json, write_text
 from prodrank.training.finetune import finetune
+from prodrank.training.pretrain import minilm_path
 
 log = logging.getLogger(__name__)
 FULL = "full_model"
@@ -38,10 +38,6 @@ def starting_checkpoint(cfg: Config, pretrained_dir: Path, out_dir: Path) -> Pat
     """The encoder a no-pretraining variant starts from, saved like the pretrain stage's
     output: the packaged MiniLM as shipped, or (``init: scratch``) a randomly initialised
     BERT of the same shape with the same domain vocabulary."""
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
-
-    from prodrank.training.pretrain import minilm_path
-
     source = minilm_path() if cfg.pretrain.init == "minilm" else pretrained_dir
     if cfg.pretrain.init == "minilm":
         model = BertForMaskedLM.from_pretrained(source, use_safetensors=True)

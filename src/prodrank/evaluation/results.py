@@ -23,7 +23,7 @@ from typing import Any
 
 from prodrank import paths
 from prodrank.config import Config
-from prodrank.evaluation.evaluate import MODEL, ORACLE, TRUE_SUFFIX
+from prodrank.evaluation.targets import MODEL, ORACLE, TRUE_SUFFIX
 from prodrank.io import write_json, write_text
 
 RESULTS_DIR = Path("docs/results")

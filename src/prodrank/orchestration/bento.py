@@ -13,7 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from prodrank.config import Config
+from prodrank.serving.registry import bentoml_home
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +35,6 @@ def bentoml_exe() -> str:
 def build(tag: str, cfg: Config, root: Path = Path("."), params: str = "params.yaml",
           timeout: float = 900) -> str:
     """Build a bento serving model ``tag``; returns the bento's tag (``prodrank:<version>``)."""
-    from prodrank.serving.registry import bentoml_home
-
     bentofile = root / BENTOFILE
     if not bentofile.exists():
         raise BentoBuildError(f"{bentofile} not found: cannot build a bento (set orchestration.build_bento: false "
@@ -57,10 +58,6 @@ def build(tag: str, cfg: Config, root: Path = Path("."), params: str = "params.y
 
 def bentos_for_model(tag: str, cfg: Config) -> list[str]:
     """Tags of the built bentos (oldest first) that pack model ``tag``."""
-    import yaml
-
-    from prodrank.serving.registry import bentoml_home
-
     found: list[tuple[float, str]] = []
     for bento_yaml in (bentoml_home(cfg) / "bentos").glob("*/*/bento.yaml"):
         try:

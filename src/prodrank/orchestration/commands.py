@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 from prodrank.config import Config
-from prodrank.orchestration import env
+from prodrank.orchestration import bento, env, server
+from prodrank.serving import registry
 
 
 def add_parsers(sub) -> None:
@@ -26,16 +28,12 @@ def add_parsers(sub) -> None:
 def retrain(cfg: Config, args) -> int:
     """Run the retrain flow once (against the project's Prefect server if one answers, else a
     temporary one). Exit status 0: promoted, rejected, unchanged or skipped; 1: the run failed."""
-    from prodrank.orchestration.server import discover
-
     env.configure()
-    if (server := discover()) is not None:
-        import os
-
-        os.environ["PREFECT_API_URL"] = server.api_url
-        print(f"prefect: reporting to {server.ui_url}", file=sys.stderr)
+    if (found := server.discover()) is not None:
+        os.environ["PREFECT_API_URL"] = found.api_url
+        print(f"prefect: reporting to {found.ui_url}", file=sys.stderr)
     prefect = env.import_prefect()  # noqa: F841 - keeps the CLI's logging after Prefect's import
-    from prodrank.orchestration.retrain import retrain as flow
+    from prodrank.orchestration.retrain import retrain as flow  # lazy: prefect, once the environment is set
 
     state = flow(drop=args.drop, use_serving_logs=args.use_serving_logs, force=args.force, build=args.build,
                  params=args.params, profile=args.profile, return_state=True)
@@ -53,14 +51,10 @@ def retrain(cfg: Config, args) -> int:
 
 
 def rollback(cfg: Config) -> int:
-    from prodrank.orchestration.bento import bentos_for_model
-    from prodrank.serving.registry import champion
-    from prodrank.serving.registry import rollback as registry_rollback
-
-    before = champion(cfg)
-    tag = registry_rollback(cfg)
+    before = registry.champion(cfg)
+    tag = registry.rollback(cfg)
     print(f"champion: {before} -> {tag}")
-    bentos = bentos_for_model(tag, cfg)
+    bentos = bento.bentos_for_model(tag, cfg)
     if bentos:
         print(f"its bento: {bentos[-1]}  (bentoml serve {bentos[-1]})")
     print("`prodrank serve` / `make serve` now serve it (a running server: restart it).")

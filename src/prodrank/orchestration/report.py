@@ -102,7 +102,9 @@ def write(summary: dict[str, Any], root: Path = Path(".")) -> dict[str, str]:
 def publish_artifact(summary: dict[str, Any]) -> str | None:
     """The summary as a Prefect markdown artifact of the current flow run (None outside one)."""
     try:
-        from prefect.artifacts import create_markdown_artifact
+        from prefect.artifacts import (
+            create_markdown_artifact,  # lazy: prefect; the report is written without it
+        )
         from prefect.context import get_run_context
 
         get_run_context()

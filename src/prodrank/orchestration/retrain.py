@@ -50,6 +50,8 @@ env.configure()
 
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect.runtime import flow_run  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from prodrank import paths  # noqa: E402
 from prodrank.config import Config, load_config  # noqa: E402
@@ -101,7 +103,7 @@ def make_task_runner(cfg: Config):
     ``max_workers`` single-threaded workers (prefect-dask; the cluster lives as long as the flow)."""
     workers = cfg.orchestration.max_workers
     if cfg.orchestration.task_runner == "dask":
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask import DaskTaskRunner  # lazy: an optional package, for task_runner: dask only
 
         # workers as threads of the flow's process, not processes: the benchmark evaluations spend
         # their time in torch/numpy kernels, which release the GIL, so they run in parallel anyway;
@@ -111,8 +113,6 @@ def make_task_runner(cfg: Config):
         # tasks). A cluster elsewhere: DaskTaskRunner(address=...) (docs/orchestration.md, Scale-out).
         return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": False,
                                               "dashboard_address": None})
-    from prefect.task_runners import ThreadPoolTaskRunner
-
     return ThreadPoolTaskRunner(max_workers=workers)
 
 
@@ -134,8 +134,6 @@ def _now() -> str:
 
 def _flow_run_id() -> str | None:
     try:
-        from prefect.runtime import flow_run
-
         return flow_run.id
     except Exception:  # noqa: BLE001
         return None

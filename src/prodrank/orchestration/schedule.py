@@ -35,9 +35,9 @@ def deployment_name(cfg: Config) -> str:
 
 def build_deployment(cfg: Config, root: Path, params: str = "params.yaml", profile: str | None = None):
     """The retrain flow as a runner deployment with the cron schedule of ``cfg``."""
-    from prefect.schedules import Cron
+    from prefect.schedules import Cron  # lazy: prefect; `schedule stop` and `--help` run without it
 
-    from prodrank.orchestration.retrain import retrain
+    from prodrank.orchestration.retrain import retrain  # lazy: prefect, as above
 
     orch = cfg.orchestration
     return retrain.to_deployment(

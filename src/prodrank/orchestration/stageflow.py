@@ -22,8 +22,12 @@ import os
 from datetime import datetime
 from typing import Any
 
-from prodrank.config import Config, load_config
-from prodrank.orchestration import env
+from prodrank import stages
+from prodrank.config import Config, ConfigError, load_config
+from prodrank.data.validate import DataValidationError
+from prodrank.evaluation.evaluate import QualityGateError
+from prodrank.orchestration import env, server
+from prodrank.serving.registry import RegistryError, TamperedModelError
 
 # the pipeline's stages, in dvc.yaml order (what `python flows/stages.py` runs by default); any other
 # stage function added to prodrank.stages (e.g. `ablate`) runs as a flow the same way
@@ -33,23 +37,12 @@ MODE_ENV = "PRODRANK_PREFECT"
 TAGS_ENV = "PRODRANK_PREFECT_TAGS"
 
 
-def _permanent_errors() -> tuple[type[BaseException], ...]:
-    from prodrank.config import ConfigError
-    from prodrank.data.validate import DataValidationError
-    from prodrank.evaluation.evaluate import QualityGateError
-
-    errors: list[type[BaseException]] = [
-        ConfigError, DataValidationError, QualityGateError, ValueError, TypeError, KeyError, AttributeError,
-        FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ImportError, NotImplementedError,
-        AssertionError, TimeoutError,  # a stage that hit its timeout would hit it again
-    ]
-    try:
-        from prodrank.serving.registry import RegistryError, TamperedModelError
-
-        errors += [RegistryError, TamperedModelError]
-    except ImportError:  # pragma: no cover - serving not installed
-        pass
-    return tuple(errors)
+# bad input, bad config, a failed quality gate, a timeout, a bug: failing again would fail the same way
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConfigError, DataValidationError, QualityGateError, RegistryError, TamperedModelError, ValueError, TypeError,
+    KeyError, AttributeError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ImportError,
+    NotImplementedError, AssertionError, TimeoutError,  # a stage that hit its timeout would hit it again
+)
 
 
 def is_transient(exc: BaseException | None) -> bool:
@@ -58,7 +51,7 @@ def is_transient(exc: BaseException | None) -> bool:
     quality gate, a timeout, a bug (TypeError, AttributeError, ...)."""
     if exc is None or not isinstance(exc, Exception | MemoryError):
         return False
-    return not isinstance(exc, _permanent_errors())
+    return not isinstance(exc, PERMANENT_ERRORS)
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -83,8 +76,6 @@ def call_stage(stage: str, cfg: Config) -> Any:
 
 
 def _stage_function(stage: str):
-    from prodrank import stages
-
     fn = getattr(stages, stage, None)
     defined_there = getattr(fn, "__module__", None) == stages.__name__  # not an imported helper (atomic_dir, ...)
     if stage.startswith("_") or stage in NOT_STAGES or not callable(fn) or isinstance(fn, type) \
@@ -101,14 +92,12 @@ def run_stage(stage: str, cfg: Config, params: str = "params.yaml", profile: str
         # under torchrun every rank would open its own flow run (and retry on its own): the ranks
         # run plain; torchrun --max-restarts retries them (docs/orchestration.md, Scale-out)
         return call_stage(stage, cfg)
-    from prodrank.orchestration.server import discover
-
     env.configure()
-    server = discover(wait_seconds=cfg.orchestration.server_wait_seconds)
-    if server is None and how == "auto":
+    found = server.discover(wait_seconds=cfg.orchestration.server_wait_seconds)
+    if found is None and how == "auto":
         return call_stage(stage, cfg)
-    if server is not None:
-        os.environ["PREFECT_API_URL"] = server.api_url
+    if found is not None:
+        os.environ["PREFECT_API_URL"] = found.api_url
     flow = stage_flow(stage, cfg)
     prefect = env.import_prefect()
     with prefect.tags(*run_tags(stage, cfg)):
@@ -121,7 +110,7 @@ def run_tags(stage: str, cfg: Config) -> list[str]:
 
 
 def _run_name() -> str:
-    from prefect.runtime import flow_run
+    from prefect.runtime import flow_run  # lazy: prefect; plain stage runs start without it
 
     params = flow_run.parameters or {}
     return f"{params.get('stage', 'stage')} {datetime.now():%Y-%m-%d %H:%M:%S}"
@@ -140,7 +129,7 @@ def stage_task(cfg: Config):
 
 
 def _no_cache():
-    from prefect.cache_policies import NO_CACHE
+    from prefect.cache_policies import NO_CACHE  # lazy: prefect, as above
 
     return NO_CACHE
 
