@@ -89,7 +89,7 @@ monitor: venv  ## Evidently drift report of the serving log vs the reference -> 
 	PREFECT_HOME=$(PREFECT_DIR) $(BIN)/prodrank monitor $(MONITOR_ARGS)
 
 demo-drift: venv  ## serve -> control traffic -> monitor (no drift) -> drifted traffic -> monitor (drift) -> retrain, in a fresh tiny workspace
-	$(BIN)/python -m prodrank.monitoring.demo $(DEMO_DRIFT_ARGS)
+	$(BIN)/python -m tools.monitoring.demo_drift $(DEMO_DRIFT_ARGS)
 
 # --- reliability (docs/reliability.md) --------------------------------------------------------
 .PHONY: reliability

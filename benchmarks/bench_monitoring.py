@@ -17,7 +17,7 @@ calibrated checks, verdict), without rendering the HTML report.
   its one-sided 95 % Clopper-Pearson upper bound.
 - **scenarios**: category shift, new vocabulary, new products, price shift, at the demo's
   magnitudes and at half of them; a drift verdict is a detection. Power with its one-sided 95 %
-  lower bound, and how often the scenario's own check (``demo.EXPECTED``) fired.
+  lower bound, and how often the scenario's own check (``simulate.EXPECTED_CHECKS``) fired.
 """
 from __future__ import annotations
 
@@ -38,11 +38,17 @@ from scipy import stats
 from prodrank.config import Config, load_config
 from prodrank.monitoring import features as F
 from prodrank.monitoring.calibrate import Calibrator
-from prodrank.monitoring.demo import EXPECTED
 from prodrank.monitoring.logwindow import Window
 from prodrank.monitoring.monitor import build_context, reference_window
 from prodrank.monitoring.report import check_group, drift_checks, enabled_checks
-from prodrank.monitoring.simulate import DEFAULT_CATALOG_OUT, DRIFT_KEYS, SCENARIOS, prepare, write_catalog
+from prodrank.monitoring.simulate import (
+    DEFAULT_CATALOG_OUT,
+    DRIFT_KEYS,
+    EXPECTED_CHECKS,
+    SCENARIOS,
+    prepare,
+    write_catalog,
+)
 from prodrank.sandbox import FAST_PARAMS, PROJECT_ROOT, executable, make_workspace, run_command, workspace_env
 
 MODEL_TAG = "bench-in-process"
@@ -158,7 +164,7 @@ class Monitor:
 def run_cell(monitor: Monitor, world: World, size: int, windows: int, seed: int) -> Cell:
     cell = Cell(world.name, world.magnitude, size)
     rng = np.random.default_rng([seed, size, hash(world.name + world.magnitude) % 2**32])
-    expected = EXPECTED.get(world.name, set())
+    expected = EXPECTED_CHECKS.get(world.name, set())
     started = time.perf_counter()
     for _ in range(windows):
         drifted = monitor.drifted(window(world, size, rng))

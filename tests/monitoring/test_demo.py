@@ -9,9 +9,9 @@ import json
 import pytest
 
 from prodrank.config import load_config
-from prodrank.monitoring.demo import phases
 from prodrank.monitoring.flow import apply_overrides
 from prodrank.monitoring.simulate import prepare
+from tools.monitoring.demo_drift import phases
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +29,8 @@ def test_drift_demo_against_a_running_server(server, tmp_path):
         calls.append(kwargs)
         return {"status": "started (stub)"}
 
-    result = phases(cfg, tmp_path, server["url"], scenario="all", requests=700, rate=200, seed=5,
-                    catalog_out=tmp_path / "simulator.parquet", trigger_fn=retrain, reference_from_control=True,
+    result = phases(cfg, tmp_path, server["url"], retrain, scenario="all", requests=700, rate=200, seed=5,
+                    catalog_out=tmp_path / "simulator.parquet", reference_from_control=True,
                     out_dir=tmp_path / "reports")
     assert result["ok"], json.dumps(result["expectations"], indent=1) + json.dumps(result["drift"], indent=1, default=str)
     assert len(calls) == 1 and calls[0]["use_serving_logs"] is True

@@ -7,8 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from prodrank.config import resolve
 from prodrank.metrics import ndcg_at_k, reciprocal_rank
-from prodrank.monitoring.report import _quality_snapshot, topk_value
+from prodrank.monitoring.report import (
+    QUALITY_METRICS,
+    drop_p_value,
+    per_request_quality,
+    quality_checks,
+    quality_snapshot,
+    topk_value,
+)
 
 
 def ranking_data(seed: int = 0, n_requests: int = 60, tasks=("click", "purchase")) -> pd.DataFrame:
@@ -43,7 +51,7 @@ def project_values(frame: pd.DataFrame, task: str, k: int) -> dict[str, float]:
 @pytest.mark.parametrize("k", [1, 3, 5, 10])
 def test_evidently_ranking_metrics_match_the_project_metrics(k):
     frame = ranking_data()
-    _, values = _quality_snapshot(frame, None, ("click", "purchase"), k)
+    _, values = quality_snapshot(frame, None, ("click", "purchase"), k)
     for task in ("click", "purchase"):
         expected = project_values(frame, task, k)
         for metric in ("ndcg", "mrr", "hitrate"):
@@ -55,7 +63,7 @@ def test_k_above_ten_and_beyond_the_longest_list():
     frame = ranking_data(seed=1)
     longest = int(frame["rank"].max())
     for k in (12, longest, longest + 5):  # beyond the list: the metric over the whole list
-        _, values = _quality_snapshot(frame, None, ("click",), k)
+        _, values = quality_snapshot(frame, None, ("click",), k)
         expected = project_values(frame, "click", min(k, longest))
         for metric in ("ndcg", "mrr", "hitrate"):
             assert values["click"][metric]["current"] == pytest.approx(expected[metric], abs=1e-9), (metric, k)
@@ -63,7 +71,7 @@ def test_k_above_ten_and_beyond_the_longest_list():
 
 def test_reference_values_are_read_from_the_reference_table():
     cur, ref = ranking_data(seed=2), ranking_data(seed=3)
-    _, values = _quality_snapshot(cur, ref, ("click",), 5)
+    _, values = quality_snapshot(cur, ref, ("click",), 5)
     assert values["click"]["ndcg"]["reference"] == pytest.approx(project_values(ref, "click", 5)["ndcg"], abs=1e-9)
     assert values["click"]["ndcg"]["current"] == pytest.approx(project_values(cur, "click", 5)["ndcg"], abs=1e-9)
 
@@ -71,7 +79,7 @@ def test_reference_values_are_read_from_the_reference_table():
 def test_the_off_by_one_rank_label_is_not_used():
     """Evidently labels NDCG's row for k=5 as rank 6 (and HitRate's as 5): read by position."""
     frame = ranking_data(seed=4)
-    snapshot, _ = _quality_snapshot(frame, None, ("click",), 5)
+    snapshot, _ = quality_snapshot(frame, None, ("click",), 5)
     tables = {type(m).__name__: r.value for m, r in
               ((snapshot.context.get_metric(mid).to_metric(), snapshot.metric_results[mid])
                for mid in snapshot._top_level_metrics)}
@@ -84,8 +92,6 @@ def test_the_off_by_one_rank_label_is_not_used():
 
 @pytest.mark.parametrize("k", [1, 5, 10, 30])
 def test_per_request_values_average_to_the_project_metrics(k):
-    from prodrank.monitoring.report import per_request_quality
-
     frame = ranking_data(seed=7, n_requests=80)
     values = per_request_quality(frame, "click", k)
     expected = project_values(frame, "click", k)
@@ -94,16 +100,13 @@ def test_per_request_values_average_to_the_project_metrics(k):
 
 
 def test_a_quality_drop_must_be_large_and_significant():
-    from prodrank.config import resolve
-    from prodrank.monitoring.report import QUALITY_METRICS, drop_p_value, per_request_quality, quality_checks
-
     mon = resolve({}).monitoring
     ref = ranking_data(seed=8, n_requests=400)
     worse = ref.copy()  # the same feedback on the results shown in reverse order
     worse["rank"] = worse.groupby("request_id")["rank"].transform("max") + 1 - worse["rank"]
     noise = ranking_data(seed=9, n_requests=400)
     for current, expect in ((worse, True), (noise, False)):
-        _, values = _quality_snapshot(current, ref, ("click",), 5)
+        _, values = quality_snapshot(current, ref, ("click",), 5)
         cur_v, ref_v = per_request_quality(current, "click", 5), per_request_quality(ref, "click", 5)
         p = {"click": {m: drop_p_value(cur_v[m], ref_v[m]) for m in QUALITY_METRICS}}
         rows = {r["check"]: r for r in quality_checks(values, mon, {"click": 400}, True, p)}

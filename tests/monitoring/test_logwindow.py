@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prodrank.monitoring.bench import write_log
 from prodrank.monitoring.features import Context, from_log, load_catalogs
 from prodrank.monitoring.logwindow import read_window, request_hash, window_name
 from prodrank.serving.request_log import RequestLog, read_log
+from tools.monitoring.synthetic_log import write_log
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 

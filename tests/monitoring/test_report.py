@@ -10,11 +10,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from prodrank.cli import main
 from prodrank.config import ConfigError, DriftCheck, resolve
-from prodrank.monitoring.bench import write_log
-from prodrank.monitoring.flow import apply_overrides, render_markdown
-from prodrank.monitoring.monitor import format_summary, run_monitor
+from prodrank.monitoring.flow import apply_overrides, render_markdown, retrain_flow
+from prodrank.monitoring.monitor import dataset_pairs, format_summary, run_monitor
 from prodrank.monitoring.report import is_drift
+from prodrank.monitoring.trigger import trigger_retrain
+from prodrank.serving.request_log import RequestLog
+from tools.monitoring.synthetic_log import write_log
+from tools.screenshot import chromium, render
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -107,18 +111,50 @@ def test_trigger_calls_the_retrain_once_per_cooldown(logs, tmp_path):
         return {"status": "promoted"}
 
     cfg = config(logs, action="trigger")
-    first = run_monitor(cfg, ".", start=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path), trigger_fn=fake_retrain,
+    first = run_monitor(cfg, ".", start=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path), retrain=fake_retrain,
                         params="p.yaml")
     assert first["retrain"]["triggered"] and first["retrain"]["status"] == "promoted"
     assert calls[0]["use_serving_logs"] is True and calls[0]["params"] == "p.yaml"
-    second = run_monitor(cfg, ".", start=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path), trigger_fn=fake_retrain)
+    second = run_monitor(cfg, ".", start=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path), retrain=fake_retrain)
     assert not second["retrain"]["triggered"] and "cooldown" in second["retrain"]["reason"] and len(calls) == 1
     report_only = run_monitor(config(logs), ".", start=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path / "r"),
-                              trigger_fn=fake_retrain)
+                              retrain=fake_retrain)
     assert report_only["retrain"] == {"triggered": False, "reason": "monitoring.action is 'report'"}
     no_drift = run_monitor(cfg, ".", end=(START + 2 * HOUR).isoformat(), out_dir=str(tmp_path / "n"),
-                           trigger_fn=fake_retrain)
+                           retrain=fake_retrain)
     assert no_drift["retrain"] is None and len(calls) == 1
+
+
+def test_trigger_without_a_retrain_callable_records_the_failure(logs, tmp_path):
+    """Monitoring does not know how to retrain: with ``via: flow`` the caller must give the callable."""
+    out = trigger_retrain(config(logs, action="trigger"), tmp_path, {"drifted_checks": ["price"], "name": "w"})
+    assert out["triggered"] and out["status"] == "failed" and "no retrain callable" in out["error"]
+
+
+def test_retrain_flow_runs_the_orchestration_flow_on_the_given_root(tmp_path, monkeypatch):
+    """The callable ``prodrank monitor`` gives the monitor: the retrain flow on ``root`` (no chdir
+    in the monitor), summarised from the report the flow writes."""
+    from prodrank.orchestration import retrain as orchestration  # imports Prefect: only this test pays it
+
+    class Completed:
+        name = "Completed"
+
+        def is_failed(self) -> bool:
+            return False
+
+        def is_crashed(self) -> bool:
+            return False
+
+    calls = []
+    monkeypatch.setattr(orchestration, "retrain", lambda **kwargs: calls.append(kwargs) or Completed())
+    latest = tmp_path / "reports" / "retrain" / "latest.json"
+    latest.parent.mkdir(parents=True)
+    latest.write_text(json.dumps({"status": "promoted", "run_id": "r1", "decision": {"reason": "better"}}))
+    out = retrain_flow(use_serving_logs=True, force=False, params="p.yaml", profile="tiny", root=str(tmp_path),
+                       reason="drift in price")
+    assert calls == [{"use_serving_logs": True, "force": False, "params": "p.yaml", "profile": "tiny",
+                      "project_dir": str(tmp_path), "return_state": True}]
+    assert out["status"] == "promoted" and out["run_id"] == "r1" and out["decision"] == "better"
 
 
 def test_trigger_by_command(logs, tmp_path):
@@ -150,7 +186,6 @@ def test_evaluation_reference_takes_inputs_from_all_splits_and_predictions_from_
     import numpy as np
     import pandas as pd
 
-    from prodrank.serving.request_log import RequestLog
     from tests.conftest import make_prepared
 
     prepared = make_prepared(tmp_path / "data" / "prepared")
@@ -163,8 +198,6 @@ def test_evaluation_reference_takes_inputs_from_all_splits_and_predictions_from_
         preds[f"p_{task}"] = preds["score"] / 2
     (tmp_path / "reports" / "evaluation").mkdir(parents=True)
     preds.to_parquet(tmp_path / "reports" / "evaluation" / "predictions.parquet", index=False)
-    from prodrank.monitoring.monitor import dataset_pairs
-
     pairs = dataset_pairs(prepared)  # live traffic: the data set's queries, by their impressions
     weight = pairs.groupby("query_id")["impressions"].sum()
     drawn = rng.choice(weight.index.to_numpy(), size=600, p=(weight / weight.sum()).to_numpy())
@@ -198,8 +231,6 @@ def test_evaluation_reference_takes_inputs_from_all_splits_and_predictions_from_
 
 def test_html_renders_offline_in_headless_chromium(reports, tmp_path):
     """Evidently's inlined JS draws the widgets with every network request blocked."""
-    from prodrank.monitoring.screenshot import chromium, render
-
     if chromium() is None:
         pytest.skip("no Chromium (apt-get install -y chromium); docs/monitoring.md has the script")
     _, _, out = reports
@@ -211,7 +242,6 @@ def test_html_renders_offline_in_headless_chromium(reports, tmp_path):
 def test_cli_monitor_and_its_exit_status(logs, tmp_path, monkeypatch, capsys):
     import yaml
 
-    from prodrank.cli import main
     from tests.conftest import PROJECT_ROOT
 
     params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())

@@ -15,6 +15,7 @@ from prodrank.monitoring.simulate import (
     simulate_traffic,
     world_config,
 )
+from prodrank.sim.world import generate_world
 
 TINY = resolve({"profile": "tiny", "profiles": {"tiny": {"world": {"n_products": 300, "n_queries": 60,
                                                                    "n_sessions": 800, "list_size": 8,
@@ -45,8 +46,6 @@ def test_scenarios_set_the_drift_knobs():
 
 
 def test_candidate_sets_are_what_the_log_showed():
-    from prodrank.data.world import generate_world
-
     traffic = prepare(TINY, "control")
     tables = generate_world(TINY.world, TINY.seed, progress=False)
     inter = tables["interactions"]

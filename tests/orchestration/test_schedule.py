@@ -39,8 +39,8 @@ def test_scheduled_deployment_runs_on_a_real_server_and_stops_cleanly(tmp_path, 
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from prodrank.monitoring.screenshot import chromium
     from prodrank.orchestration import server
+    from tools.screenshot import chromium, prefect_ui
 
     root = fresh_copy(tmp_path / "project")
     port = server.free_port()
@@ -67,7 +67,7 @@ def test_scheduled_deployment_runs_on_a_real_server_and_stops_cleanly(tmp_path, 
                 assert json.loads(response.read())["api_url"] == api  # the UI shows this server's runs
             if chromium() is not None:  # the UI rendered in headless Chromium lists the run
                 monkeypatch.setenv("PREFECT_API_URL", api)
-                shot = server.screenshot(tmp_path / "runs.png")
+                shot = prefect_ui(tmp_path / "runs.png")
                 assert shot["rendered"] and run.name in shot["runs_shown"], shot
             os.killpg(proc.pid, signal.SIGTERM)  # what Ctrl-C / `make schedule-stop` do
             assert proc.wait(timeout=60) == 0

@@ -79,7 +79,7 @@ def effect_size(reference: np.ndarray, current: np.ndarray, categorical: bool) -
 
 def observed(method: str, reference: pd.Series, current: pd.Series, categorical: bool) -> float:
     """Evidently's statistic for ``method`` between two windows (the one ``ValueDrift`` reports)."""
-    # evidently is slow to import (seconds); only the monitor needs it
+    # Evidently takes seconds to import; only the monitor's statistics need it
     from evidently.legacy.calculations.stattests import get_stattest
     from evidently.legacy.core import ColumnType
 

@@ -64,6 +64,8 @@ def run(cfg: Config, args) -> int:
 
 
 def monitor(cfg: Config, args) -> int:
+    # every prodrank command builds its parser from this module: the monitor (scipy, about a
+    # second) and the simulator load only when these commands run
     from prodrank.monitoring import flow
     from prodrank.monitoring.monitor import format_summary
 
@@ -91,6 +93,7 @@ def monitor(cfg: Config, args) -> int:
 
 
 def simulate(cfg: Config, args) -> int:
+    # loaded only for this command (see monitor)
     from prodrank.monitoring.simulate import DEFAULT_CATALOG_OUT, parse_overrides, simulate_traffic
 
     url = args.url or f"http://127.0.0.1:{cfg.serving.port}"

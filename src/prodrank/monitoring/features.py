@@ -121,6 +121,7 @@ def load_tokenizer(path: str | Path | None):
     if not directory.is_dir():
         return None
     try:
+        # transformers takes seconds to import and only a model with a saved tokenizer needs it
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(directory)

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from prodrank.serving.request_log import log_files
+from prodrank.serving.request_log import files_after, log_files
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +81,6 @@ def _fields(line: bytes) -> tuple[str | None, str | None, str | None, dict | Non
     return record.get("kind"), record.get("request_id"), iso(stamp), record
 
 
-def _candidate_files(log_dir: Path, start: pd.Timestamp | None) -> list[Path]:
-    files = log_files(log_dir)
-    if start is None:
-        return files
-    try:  # skip files that hold only records older than start (by the writer's file names)
-        from prodrank.serving.request_log import _files_after
-
-        return _files_after(files, start)
-    except Exception:  # noqa: BLE001 - an optimisation only
-        return files
-
-
 def read_window(log_dir: str | Path, start: str | datetime | None = None, end: str | datetime | None = None,
                 max_requests: int | None = None, seed: int = 0) -> Window:
     """Requests with ``start <= timestamp < end`` and the feedback on them (feedback may arrive
@@ -108,7 +96,7 @@ def read_window(log_dir: str | Path, start: str | datetime | None = None, end: s
     threshold = None  # hash of the k-th smallest request so far (a request above it is never kept)
     n_requests = n_feedback = n_lines = n_bad = 0
     first_ts = last_ts = None
-    files = _candidate_files(Path(log_dir), start_ts)
+    files = files_after(log_files(Path(log_dir)), start_ts)  # skips files older than start
     for path in files:
         with open(path, "rb") as fh:
             for line in fh:

@@ -4,7 +4,8 @@
 window of the serving log) and the current window from the durable files, computes the monitored
 features (:mod:`prodrank.monitoring.features`), runs Evidently (:mod:`prodrank.monitoring.report`),
 writes ``<reports_dir>/<window>.html`` and ``.json``, and, when ``monitoring.action`` is
-``trigger`` and the verdict is drift, triggers the retrain flow (:mod:`prodrank.monitoring.trigger`).
+``trigger`` and the verdict is drift, triggers retraining (:mod:`prodrank.monitoring.trigger`) through
+the ``retrain`` callable its caller gives.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from prodrank.data.catalog import product_fields
 from prodrank.monitoring import features as F
 from prodrank.monitoring.logwindow import Window, as_utc, read_window, window_name
 from prodrank.monitoring.report import build_report, threshold_text, write_report
+from prodrank.monitoring.trigger import RetrainFn, trigger_retrain
+from prodrank.serving.registry import RANKER_SUBDIR, load_packaged, model_metadata
 
 log = logging.getLogger("prodrank.monitoring")
 
@@ -41,8 +44,6 @@ def _model_path(tag: str | None, cfg: Config) -> Path | None:
     if not tag or tag == "evaluation":
         return None
     try:
-        from prodrank.serving.registry import RANKER_SUBDIR, model_metadata
-
         return Path(model_metadata(tag, cfg)["path"]) / RANKER_SUBDIR
     except Exception:  # noqa: BLE001 - not in this store
         return None
@@ -164,8 +165,6 @@ def rescore(ranker, rows: list[Any], catalog: pd.DataFrame) -> list[np.ndarray]:
 def topk_changed(cfg: Config, current: Window, ctx: F.Context, other_tag: str, sample: int = 200) -> dict[str, Any]:
     """Share of (sampled) current requests whose top-k set differs between the served model and
     ``other_tag`` (rescored here: catalogue text, logged prices and ratings)."""
-    from prodrank.serving.registry import load_packaged
-
     k = cfg.monitoring.top_k
     requests = current.requests
     usable = [i for i, ids in enumerate(requests["candidate_ids"]) if ids and all(str(x) in ctx.catalog.index
@@ -194,8 +193,9 @@ def topk_changed(cfg: Config, current: Window, ctx: F.Context, other_tag: str, s
 def run_monitor(cfg: Config, root: str | Path = ".", start: str | None = None, end: str | None = None,
                 name: str | None = None, out_dir: str | None = None, compare_model: str | None = None,
                 action: str | None = None, params: str = "params.yaml", profile: str | None = None,
-                trigger_fn=None) -> dict[str, Any]:
-    """Monitor ``[start, end)`` of the serving log (module doc); returns the summary."""
+                retrain: RetrainFn | None = None) -> dict[str, Any]:
+    """Monitor ``[start, end)`` of the serving log (module doc); returns the summary. ``retrain``
+    starts retraining on a drift verdict with ``monitoring.action: trigger`` (:data:`RetrainFn`)."""
     root = Path(root).resolve()
     mon: MonitoringConfig = cfg.monitoring
     started = time.perf_counter()
@@ -247,15 +247,13 @@ def run_monitor(cfg: Config, root: str | Path = ".", start: str | None = None, e
         "settings": mon.model_dump(mode="json"),
     }
     summary, html = build_report(reference, cur_feats, mon, meta, topk)
-    out = Path(out_dir) if out_dir else root / mon.reports_dir
+    out = Path(out_dir).resolve() if out_dir else root / mon.reports_dir
     paths = write_report(summary, html, out, name)
     how = action or mon.action
     summary["action"] = how
     summary["retrain"] = None
     if summary["drift"] and how == "trigger":
-        from prodrank.monitoring.trigger import trigger_retrain
-
-        summary["retrain"] = trigger_retrain(cfg, root, summary, params=params, profile=profile, run=trigger_fn,
+        summary["retrain"] = trigger_retrain(cfg, root, summary, retrain, params=params, profile=profile,
                                              state_dir=out)
     elif summary["drift"]:
         summary["retrain"] = {"triggered": False, "reason": "monitoring.action is 'report'"}

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import ttest_ind
 
 from prodrank.config import DriftCheck, MonitoringConfig
 from prodrank.io import jsonable, write_json, write_text
@@ -178,6 +179,7 @@ def drift_checks(ref: pd.DataFrame, cur: pd.DataFrame, checks: dict[str, DriftCh
 def _drift_snapshot(ref: pd.DataFrame, cur: pd.DataFrame, results: list[DriftResult]):
     """Evidently's ValueDrift widgets of the compared checks, at the thresholds they were held to
     (the verdicts are :func:`drift_checks`'s: Evidently knows neither calibration nor min_effect)."""
+    # Evidently takes seconds to import; only building a report needs it (the benchmark does without)
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
 
@@ -194,7 +196,10 @@ def _drift_snapshot(ref: pd.DataFrame, cur: pd.DataFrame, results: list[DriftRes
                       reference_data=Dataset.from_pandas(ref[columns], data_definition=dd))
 
 
-def _quality_snapshot(cur: pd.DataFrame, ref: pd.DataFrame | None, tasks: tuple[str, ...], k: int):
+def quality_snapshot(cur: pd.DataFrame, ref: pd.DataFrame | None, tasks: tuple[str, ...], k: int):
+    """Evidently's ranking quality (NDCG, MRR, hit rate at ``k``) per feedback task of the
+    current window (and the reference's, if given): the snapshot and its values by task and metric."""
+    # Evidently takes seconds to import (see _drift_snapshot)
     from evidently import DataDefinition, Dataset, Recsys, Report
     from evidently.metrics import MRR, NDCG, HitRate
 
@@ -269,8 +274,6 @@ def drop_p_value(current: np.ndarray, reference: np.ndarray) -> float | None:
     """One-sided Welch t-test that the current mean is below the reference mean."""
     if len(current) < 2 or len(reference) < 2:
         return None
-    from scipy.stats import ttest_ind
-
     if np.var(current) == 0 and np.var(reference) == 0:
         return 0.0 if current.mean() < reference.mean() else 1.0
     return _finite(ttest_ind(current, reference, equal_var=False, alternative="less").pvalue)
@@ -344,7 +347,7 @@ def build_report(reference: WindowFeatures, current: WindowFeatures, mon: Monito
                      "method": "share of requests whose top-k set differs", "statistic": topk["share"],
                      "threshold": mon.topk_changed_share, "rule": "drift when share >= threshold",
                      "drift": topk["share"] >= mon.topk_changed_share, "note": topk.get("note")})
-    quality_snapshot, quality_values, fb_counts, comparable = None, {}, {}, False
+    quality_report, quality_values, fb_counts, comparable = None, {}, {}, False
     if current.has_feedback:
         cur_rank = ranking_frame(current, tasks)
         fb_counts = {t: int(cur_rank.groupby("request_id")[f"target_{t}"].max().sum()) for t in tasks}
@@ -358,7 +361,7 @@ def build_report(reference: WindowFeatures, current: WindowFeatures, mon: Monito
         p_values: dict[str, dict[str, float | None]] = {}
         if q_tasks:
             keep = ["request_id", "product_id", "rank", *[f"target_{t}" for t in q_tasks]]
-            quality_snapshot, quality_values = _quality_snapshot(
+            quality_report, quality_values = quality_snapshot(
                 cur_rank[keep], ref_rank[keep] if comparable else None, q_tasks, mon.quality.k)
             if comparable:
                 for t in q_tasks:
@@ -390,11 +393,11 @@ def build_report(reference: WindowFeatures, current: WindowFeatures, mon: Monito
         "topk_changed": topk,
         "evidently": {
             "drift": json.loads(drift_snapshot.json()) if drift_snapshot is not None else None,
-            "quality": _quality_json(quality_snapshot),
+            "quality": _quality_json(quality_report),
         },
         "report_seconds": round(time.perf_counter() - started, 3),
     }
-    html = render_html(summary, drift_snapshot, quality_snapshot)
+    html = render_html(summary, drift_snapshot, quality_report)
     return summary, html
 
 
@@ -429,6 +432,7 @@ def threshold_text(row: dict[str, Any]) -> str:
 
 def render_html(summary: dict[str, Any], drift_snapshot, quality_snapshot) -> str:
     """One self-contained page: the verdict table, then Evidently's drift and quality widgets."""
+    # Evidently takes seconds to import (see _drift_snapshot)
     from evidently.core.metric_types import render_widgets
     from evidently.legacy.renderers.html_widgets import group_widget, header_text, table_data
 

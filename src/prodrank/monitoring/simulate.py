@@ -1,7 +1,7 @@
 """``prodrank simulate-traffic``: shopper sessions from the synthetic world, replayed against the
 running BentoML server over HTTP, with feedback from the world's user model.
 
-Per session (the world's own session plan, :func:`prodrank.data.world.plan_sessions`):
+Per session (the world's own session plan, :func:`prodrank.sim.world.plan_sessions`):
 
 1. ``POST /rank`` with the session's query and its candidate set: every product the world's
    log ever showed for that query (what the ``interactions`` table and so the test split hold
@@ -9,7 +9,7 @@ Per session (the world's own session plan, :func:`prodrank.data.world.plan_sessi
    ``top_k`` = ``world.list_size``.
 2. The shopper examines the *served* ranking: position k with probability
    ``k ** -world.position_bias``, clicks an examined result with the pair's ``p_click``, adds it
-   to the cart with ``p_cart`` and buys with ``p_buy`` (:class:`prodrank.data.world.Pools`).
+   to the cart with ``p_cart`` and buys with ``p_buy`` (:class:`prodrank.sim.world.Pools`).
 3. ``POST /feedback`` for each event (click, then add_to_cart, then purchase).
 
 Scenarios set the world's drift knobs (``world.drift``): ``control`` (none: the world the model
@@ -39,6 +39,7 @@ import pandas as pd
 from prodrank.config import Config, WorldConfig
 from prodrank.data.schema import PRODUCT_FEATURES
 from prodrank.io import write_parquet
+from prodrank.sim.world import InteractionTotals, World, build_world, plan_sessions, simulate_sessions
 
 log = logging.getLogger("prodrank.monitoring.simulate")
 
@@ -51,6 +52,15 @@ SCENARIOS: dict[str, dict[str, float]] = {
     "all": {"category_shift": 0.7, "new_vocabulary": 0.6, "new_products": 0.5, "price_shift": 0.8},
 }
 DRIFT_KEYS = ("category_shift", "new_vocabulary", "new_products", "price_shift")
+# the drift check(s) each scenario is built to move (others may drift as consequences, e.g. the
+# prediction checks): what the drift demo and the monitoring benchmark expect to see flagged
+EXPECTED_CHECKS: dict[str, set[str]] = {
+    "category_shift": {"category"},
+    "new_vocabulary": {"query_oov_share"},
+    "new_products": {"unseen_product"},
+    "price_shift": {"price"},
+}
+EXPECTED_CHECKS["all"] = set().union(*EXPECTED_CHECKS.values())
 DEFAULT_CATALOG_OUT = "logs/simulator/catalog.parquet"
 
 
@@ -87,7 +97,7 @@ class Traffic:
     """What the simulator replays: sessions (query index per session), candidate pair indices per
     query, the catalogue as request payloads, and the user model."""
 
-    world: Any
+    world: World
     session_query: np.ndarray
     candidates: list[np.ndarray]  # per query: pair indices, in logged position order
     payload: list[dict[str, Any]]  # per product index: the candidate JSON
@@ -97,8 +107,6 @@ class Traffic:
 
 def prepare(cfg: Config, scenario: str = "control", overrides: dict[str, float] | None = None) -> Traffic:
     """Build the (drifted) world, its session plan and each query's candidate set."""
-    from prodrank.data.world import InteractionTotals, build_world, plan_sessions, simulate_sessions
-
     wcfg = world_config(cfg.world, scenario, overrides)
     world = build_world(wcfg, cfg.seed)
     plan = plan_sessions(world)

@@ -11,8 +11,7 @@ then runs without Prefect, as plain ``dvc repro``.
 Stages find the server through :func:`discover` (``$PREFECT_API_URL`` first, then the state
 file); a missing server costs one refused TCP connection, a few milliseconds.
 
-``screenshot`` writes a PNG of the running server's UI (default: the Runs page, to
-``docs/img/prefect-ui-runs.png``) with headless Chromium.
+``python -m tools.screenshot prefect`` writes a PNG of the running server's UI for the docs.
 """
 from __future__ import annotations
 
@@ -229,24 +228,6 @@ def recent_run_names(api: str, limit: int = 5, timeout: float = 10.0) -> list[st
         return [run["name"] for run in json.loads(response.read())]
 
 
-def screenshot(png: str | Path, page: str = "runs", width: int = 1400, height: int = 900) -> dict:
-    """A PNG of the running server's UI page ``page`` (headless Chromium, network cut but for the
-    server; docs/orchestration.md shows the result). The Prefect UI is a single-page app, so a
-    PNG alone could be a blank frame: the check is that the latest flow runs' names, read from
-    the API, appear in the rendered page."""
-    from prodrank.monitoring.screenshot import snapshot
-
-    info = discover()
-    if info is None:
-        raise RuntimeError("no Prefect server answers: start one with `make prefect-server`")
-    names = recent_run_names(info.api_url)
-    url = f"{info.ui_url}/{page}"
-    dom = snapshot(url, png, width, height)
-    shown = [name for name in names if name in dom]
-    return {"url": url, "rendered": bool(shown), "runs_in_api": names, "runs_shown": shown,
-            "png": str(png) if Path(png).exists() else None}
-
-
 def _settings(params: str, profile: str | None) -> tuple[str, int, float]:
     try:
         from prodrank.config import load_config
@@ -260,13 +241,11 @@ def _settings(params: str, profile: str | None) -> tuple[str, int, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m prodrank.orchestration.server", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["ensure", "start", "stop", "status", "url", "screenshot"])
+    parser.add_argument("command", choices=["ensure", "start", "stop", "status", "url"])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--wait", type=float, default=None, help="seconds to wait for it to answer")
     parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--png", default="docs/img/prefect-ui-runs.png", help="screenshot: where to write it")
-    parser.add_argument("--page", default="runs", help="screenshot: the UI page (runs, dashboard, deployments, ...)")
     args = parser.parse_args(argv)
     env.configure()
     host, port, wait = _settings(args.params, args.profile)
@@ -289,14 +268,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stop":
         say("prefect: server stopped" if stop() else "prefect: no server started by this project is running")
         return 0
-    if args.command == "screenshot":
-        try:
-            result = screenshot(args.png, args.page)
-        except (RuntimeError, FileNotFoundError) as err:
-            say(f"prefect: {err}")
-            return 2
-        print(json.dumps(result, indent=2))
-        return 0 if result["rendered"] else 1
     found = discover()
     if args.command == "url":
         if found is None:

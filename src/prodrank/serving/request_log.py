@@ -280,7 +280,7 @@ def _file_key(path: Path) -> tuple[str, datetime] | None:
         return None
 
 
-def _files_after(files: list[Path], start: pd.Timestamp | None) -> list[Path]:
+def files_after(files: list[Path], start: pd.Timestamp | None) -> list[Path]:
     """Drop files that hold only records older than ``start``: a writer opens its next file
     after every record of the previous one was timestamped, so each file's records are older
     than the opening time of the same writer's next file."""
@@ -333,7 +333,7 @@ def read_log(log_dir: str | Path, start: str | datetime | None = None, end: str 
     """
     start_ts, end_ts = _as_utc(start), _as_utc(end)
     records = []
-    for path in _files_after(log_files(log_dir), start_ts):
+    for path in files_after(log_files(log_dir), start_ts):
         records.extend(r for r in _records(path) if kind is None or r.get("kind") == kind)
     columns = ["kind", "request_id", "timestamp", "model_version"]
     if not records:

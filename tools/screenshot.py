@@ -1,14 +1,17 @@
-"""Open a drift report in headless Chromium with every network request blocked, and check that
-it renders: a screenshot (PNG) and the rendered DOM, which must contain the report's widgets.
-:func:`snapshot` does the same for any URL (the Prefect UI's screenshot,
-``python -m prodrank.orchestration.server screenshot``).
+"""Screenshots for the docs, checked: headless Chromium with every network request blocked.
 
-    python -m prodrank.monitoring.screenshot reports/drift/<window>.html --png docs/img/drift-report.png
+    python -m tools.screenshot report reports/drift/<window>.html --png docs/img/drift-report.png
+    python -m tools.screenshot prefect --png docs/img/prefect-ui-runs.png   # a running server's UI
+
+:func:`render` opens a drift report and checks that it rendered (the DOM must hold the report's
+widgets); :func:`prefect_ui` captures the project's Prefect server (the latest flow runs' names
+must be in the page); :func:`snapshot` does either for any URL. Neither the library nor its
+users need this: the docs' images and the monitoring tests do.
 
 Needs a Chromium binary (``apt-get install -y chromium``; ``$CHROMIUM`` overrides the lookup).
 The network is cut with a dead proxy and a resolver that maps every host to nothing (but a
 loopback server the page is loaded from), so a report that needed a CDN would render empty.
-Exit status 0 when the page rendered, 1 otherwise, 2 without Chromium.
+Exit status 0 when the page rendered, 1 otherwise, 2 without Chromium (or without a server).
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from prodrank.orchestration.server import discover, recent_run_names
 
 OFFLINE_FLAGS = ["--proxy-server=127.0.0.1:9", "--disable-background-networking", "--no-first-run", "--disable-sync",
                  "--disable-extensions"]
@@ -88,16 +93,40 @@ def render(html: str | Path, png: str | Path | None = None, width: int = 1400, h
             "png_bytes": Path(png).stat().st_size if png and Path(png).exists() else 0}
 
 
+def prefect_ui(png: str | Path, page: str = "runs", width: int = 1400, height: int = 900) -> dict:
+    """A PNG of the running Prefect server's UI page ``page`` (docs/orchestration.md shows the
+    result). The UI is a single-page app, so a PNG alone could be a blank frame: the check is
+    that the latest flow runs' names, read from the API, appear in the rendered page."""
+    info = discover()
+    if info is None:
+        raise RuntimeError("no Prefect server answers: start one with `make prefect-server`")
+    names = recent_run_names(info.api_url)
+    url = f"{info.ui_url}/{page}"
+    dom = snapshot(url, png, width, height)
+    shown = [name for name in names if name in dom]
+    return {"url": url, "rendered": bool(shown), "runs_in_api": names, "runs_shown": shown,
+            "png": str(png) if Path(png).exists() else None}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("html")
-    parser.add_argument("--png", help="write a screenshot here")
-    parser.add_argument("--width", type=int, default=1400)
-    parser.add_argument("--height", type=int, default=2200)
+    parser = argparse.ArgumentParser(prog="python -m tools.screenshot", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    report = sub.add_parser("report", help="a drift report's HTML file, rendered offline")
+    report.add_argument("html")
+    report.add_argument("--png", help="write a screenshot here")
+    report.add_argument("--width", type=int, default=1400)
+    report.add_argument("--height", type=int, default=2200)
+    prefect = sub.add_parser("prefect", help="the running Prefect server's UI")
+    prefect.add_argument("--png", default="docs/img/prefect-ui-runs.png")
+    prefect.add_argument("--page", default="runs", help="the UI page (runs, dashboard, deployments, ...)")
     args = parser.parse_args(argv)
     try:
-        result = render(args.html, args.png, args.width, args.height)
-    except FileNotFoundError as err:
+        if args.what == "report":
+            result = render(args.html, args.png, args.width, args.height)
+        else:
+            result = prefect_ui(args.png, args.page)
+    except (FileNotFoundError, RuntimeError) as err:
         print(err, file=sys.stderr)
         return 2
     print(result)

@@ -1,7 +1,7 @@
 """Synthetic serving logs, and the cost of a drift report on a large window.
 
-    python -m prodrank.monitoring.bench --requests 1000000 --out /tmp/biglog   # write + measure
-    python -m prodrank.monitoring.bench --log-dir /tmp/biglog --max-requests 20000 100000  # measure only
+    python -m tools.monitoring.synthetic_log --requests 1000000 --out /tmp/biglog   # write + measure
+    python -m tools.monitoring.synthetic_log --log-dir /tmp/biglog --max-requests 20000 100000  # measure only
 
 :func:`write_log` writes records in exactly the service's format (``request_log.RequestLog``:
 same keys in the same order, ``json.dumps`` defaults, files rotated at ``rotate_bytes``), with
@@ -11,7 +11,8 @@ higher prices, lower ratings, lower scores) to make a drifted window.
 The measurement runs :func:`prodrank.monitoring.monitor.run_monitor` with a log reference window
 (the first hour: ``--reference-requests``) and the rest (``--requests``, the next two hours,
 drifted by ``--shift``) as the current window, and reports the seconds of each
-step (scan + sample, features, Evidently, HTML) and the peak memory.
+step (scan + sample, features, Evidently, HTML) and the peak memory. The monitoring tests use
+:func:`write_log` for their logs.
 """
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from prodrank.config import load_config
+from prodrank.monitoring.flow import apply_overrides
+from prodrank.monitoring.monitor import run_monitor
 
 WORDS = ["red", "blue", "black", "sofa", "lamp", "drill", "kettle", "towel", "pillow", "speaker", "hose", "led",
          "wireless", "cordless", "leather", "cotton", "steel", "under", "50", "100", "set", "pack", "small", "large"]
@@ -106,10 +111,6 @@ def write_log(log_dir: str | Path, n_requests: int, start: datetime | None = Non
 def measure(log_dir: str | Path, reference_end: str, max_requests: int, out_dir: str | Path,
             params: str = "params.yaml") -> dict[str, Any]:
     """A drift report: reference = the log before ``reference_end``, current = the rest."""
-    from prodrank.config import load_config
-    from prodrank.monitoring.flow import apply_overrides
-    from prodrank.monitoring.monitor import run_monitor
-
     cfg = apply_overrides(load_config(params), {"reference": "log", "reference_start": None,
                                                 "reference_end": reference_end, "log_dir": str(log_dir),
                                                 "max_requests": max_requests, "catalogs": []})

@@ -1,9 +1,9 @@
 """The drift demo (``make demo-drift``): serve → control traffic → monitor (no drift) → drifted
 traffic → monitor (drift, on the right checks) → retraining triggered.
 
-    python -m prodrank.monitoring.demo                       # everything, in a fresh workspace
-    python -m prodrank.monitoring.demo --scenario price_shift --requests 300
-    python -m prodrank.monitoring.demo --workdir /tmp/ws     # keep the workspace there
+    python -m tools.monitoring.demo_drift                       # everything, in a fresh workspace
+    python -m tools.monitoring.demo_drift --scenario price_shift --requests 300
+    python -m tools.monitoring.demo_drift --workdir /tmp/ws     # keep the workspace there
 
 Steps (each printed with its duration):
 
@@ -16,7 +16,8 @@ Steps (each printed with its duration):
    against the evaluation-time predictions: expected **no drift**;
 5. drifted traffic (``--scenario all`` by default), server stopped (SIGTERM drains the log), then
    ``monitor --action trigger`` on that window: expected **drift** on the scenario's checks
-   (:data:`EXPECTED`), which triggers the retrain flow (serving logs as the new data);
+   (:data:`~prodrank.monitoring.simulate.EXPECTED_CHECKS`), which triggers the retrain flow
+   (serving logs as the new data; :func:`prodrank.monitoring.flow.retrain_flow`);
 6. the summary: ``reports/drift/demo/summary.json`` and ``summary.md`` in the project, with the
    two reports copied beside them.
 
@@ -32,25 +33,27 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from prodrank.config import Config, load_config
 from prodrank.io import jsonable
+from prodrank.monitoring.flow import apply_overrides, retrain_flow
+from prodrank.monitoring.monitor import format_summary, run_monitor
+from prodrank.monitoring.simulate import (
+    DEFAULT_CATALOG_OUT,
+    EXPECTED_CHECKS,
+    SCENARIOS,
+    parse_overrides,
+    simulate_traffic,
+)
+from prodrank.monitoring.trigger import RetrainFn
 from prodrank.sandbox import FAST_PARAMS, PROJECT_ROOT, executable, make_workspace, run_command, workspace_env
 from prodrank.serving.process import ServerProcess, free_port
 
-log = logging.getLogger("prodrank.monitoring.demo")
-
-# the check(s) each scenario must flag (others may drift as consequences, e.g. prediction drift)
-EXPECTED = {
-    "category_shift": {"category"},
-    "new_vocabulary": {"query_oov_share"},
-    "new_products": {"unseen_product"},
-    "price_shift": {"price"},
-}
-EXPECTED["all"] = set().union(*EXPECTED.values())
 DEMO_PARAMS = {
     **FAST_PARAMS,
     "monitoring.action": "trigger",
@@ -60,24 +63,22 @@ DEMO_PARAMS = {
 
 
 def expected_checks(scenario: str, overrides: dict[str, float] | None = None) -> set[str]:
-    found = set(EXPECTED.get(scenario, set()))
+    found = set(EXPECTED_CHECKS.get(scenario, set()))
     for knob, value in (overrides or {}).items():
         if value:
-            found |= EXPECTED[knob]
+            found |= EXPECTED_CHECKS[knob]
     return found
 
 
-def phases(cfg, root: Path, url: str, scenario: str = "all", requests: int = 300, rate: float = 50.0,
-           seed: int = 0, catalog_out: Path | None = None, trigger_fn=None, stop_server=None,
-           reference_from_control: bool = False, overrides: dict[str, float] | None = None,
-           out_dir: Path | None = None, params: str = "params.yaml") -> dict[str, Any]:
-    """Control traffic → monitor → drifted traffic → monitor (+ trigger), against a running server.
-    With ``reference_from_control`` a first control window is the reference (``monitoring.reference:
-    log``); otherwise the configured reference (the evaluation predictions) is used."""
-    from prodrank.monitoring.flow import apply_overrides
-    from prodrank.monitoring.monitor import format_summary, run_monitor
-    from prodrank.monitoring.simulate import DEFAULT_CATALOG_OUT, simulate_traffic
-
+def phases(cfg: Config, root: Path, url: str, retrain: RetrainFn, scenario: str = "all", requests: int = 300,
+           rate: float = 50.0, seed: int = 0, catalog_out: Path | None = None,
+           stop_server: Callable[[], None] | None = None, reference_from_control: bool = False,
+           overrides: dict[str, float] | None = None, out_dir: Path | None = None,
+           params: str = "params.yaml") -> dict[str, Any]:
+    """Control traffic → monitor → drifted traffic → monitor (+ ``retrain`` on drift), against a
+    running server. With ``reference_from_control`` a first control window is the reference
+    (``monitoring.reference: log``); otherwise the configured reference (the evaluation
+    predictions) is used. ``params`` is relative to ``root``, the project the retrain runs on."""
     catalog_out = catalog_out or root / DEFAULT_CATALOG_OUT
     out: dict[str, Any] = {"scenario": scenario, "expected_checks": sorted(expected_checks(scenario, overrides)),
                            "steps": {}}
@@ -103,7 +104,7 @@ def phases(cfg, root: Path, url: str, scenario: str = "all", requests: int = 300
     c_start, c_end = traffic("control_traffic", "control", seed + 1)
     t0 = time.perf_counter()
     control = run_monitor(mon_cfg, root, start=c_start, end=c_end, name="1-control", out_dir=str(out_dir) if out_dir
-                          else None, trigger_fn=trigger_fn, params=params)
+                          else None, retrain=retrain, params=params)
     out["steps"]["monitor_control"] = {"seconds": round(time.perf_counter() - t0, 1)}
     print(format_summary(control), flush=True)
     d_start, d_end = traffic("drift_traffic", scenario, seed + 2, overrides)
@@ -111,7 +112,7 @@ def phases(cfg, root: Path, url: str, scenario: str = "all", requests: int = 300
         stop_server()  # SIGTERM drains the request log: every record is on disk
     t0 = time.perf_counter()
     drifted = run_monitor(mon_cfg, root, start=d_start, end=d_end, name=f"2-{scenario}",
-                          out_dir=str(out_dir) if out_dir else None, trigger_fn=trigger_fn, params=params)
+                          out_dir=str(out_dir) if out_dir else None, retrain=retrain, params=params)
     out["steps"]["monitor_drift"] = {"seconds": round(time.perf_counter() - t0, 1)}
     print(format_summary(drifted), flush=True)
     expected = expected_checks(scenario, overrides)
@@ -132,8 +133,7 @@ def phases(cfg, root: Path, url: str, scenario: str = "all", requests: int = 300
 
 def run_demo(workdir: Path | None, scenario: str, requests: int, rate: float, seed: int,
              overrides: dict[str, float] | None = None, reference: str = "evaluation") -> dict[str, Any]:
-    from prodrank.config import load_config
-
+    """The whole demo (module doc) in ``workdir`` (default: a new temporary folder)."""
     started = time.perf_counter()
     root = Path(workdir or tempfile.mkdtemp(prefix="prodrank-demo-drift-")).resolve()
     port = free_port()
@@ -151,7 +151,7 @@ def run_demo(workdir: Path | None, scenario: str, requests: int, rate: float, se
     t0 = time.perf_counter()
     run_command([executable("dvc"), "repro", "-q"], root, env, root / "repro.log")
     step("dvc_repro", t0)
-    # this process acts inside the workspace from here on (the monitor, the retrain flow)
+    # this process's stores are the workspace's from here on (the monitor, the retrain flow)
     for key in ("BENTOML_HOME", "PREFECT_HOME", "PRODRANK_PREFECT", "PRODRANK_PARAMS"):
         os.environ[key] = env[key]
     os.environ.pop("PREFECT_API_URL", None)
@@ -161,14 +161,9 @@ def run_demo(workdir: Path | None, scenario: str, requests: int, rate: float, se
     try:
         server.wait_ready()
         step("serve", t0)
-        previous = Path.cwd()
-        os.chdir(root)
-        try:
-            result = phases(cfg, root, server.url, scenario=scenario, requests=requests, rate=rate, seed=seed,
-                            stop_server=server.stop, overrides=overrides, params="params.yaml",
-                            reference_from_control=reference == "log")
-        finally:
-            os.chdir(previous)
+        result = phases(cfg, root, server.url, retrain_flow, scenario=scenario, requests=requests, rate=rate,
+                        seed=seed, stop_server=server.stop, overrides=overrides, params="params.yaml",
+                        reference_from_control=reference == "log")
     finally:
         server.stop()
     steps = summary["steps"]
@@ -199,8 +194,6 @@ def publish(summary: dict[str, Any], dest: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from prodrank.monitoring.simulate import SCENARIOS, parse_overrides
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", help="workspace folder (default: a new /tmp/prodrank-demo-drift-*)")
     parser.add_argument("--scenario", default="all", choices=[s for s in SCENARIOS if s != "control"])
@@ -218,8 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     summary = run_demo(Path(args.workdir) if args.workdir else None, args.scenario, args.requests, args.rate,
                        args.seed, parse_overrides(args.drift), args.reference)
-    publish(summary, Path(args.out))
-    print(Path(args.out, "summary.md").read_text())
+    out = Path(args.out).resolve()
+    publish(summary, out)
+    print((out / "summary.md").read_text())
     return 0 if summary.get("ok") else 1
 
 
