@@ -1,6 +1,6 @@
 """A throwaway copy of the project to run the real pipeline in, without touching the project.
 
-The drift demo (:mod:`prodrank.monitoring.demo`) and the reliability suite
+The drift demo (:mod:`tools.monitoring.demo_drift`) and the reliability suite
 (:mod:`tools.reliability`) both need a workspace with its own DVC repository, BentoML store
 and Prefect home, on a fast configuration: :func:`make_workspace` copies the sources and
 configuration into a new folder and applies dotted ``params.yaml`` overrides;
