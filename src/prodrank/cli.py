@@ -10,6 +10,7 @@ from pathlib import Path
 
 from prodrank import paths, stages
 from prodrank.config import ConfigError, load_config
+from prodrank.data.profile import init_profile
 from prodrank.data.validate import DataValidationError
 from prodrank.evaluation.evaluate import QualityGateError
 from prodrank.monitoring import commands as monitoring
@@ -51,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("report", help="record this profile's metrics in docs/results/, regenerate docs/results.md "
                                   "and the README's results table")
     sub.add_parser("config", help="print the resolved, validated configuration")
+    ip = sub.add_parser("init-profile", help="a profile for your own data: inspect the file, write and select the "
+                                             "profile in params.yaml with the real-data recipe (then: make run)")
+    ip.add_argument("name", help="profile name (lowercase letters, digits, _)")
+    ip.add_argument("--judgments", help="judgments table (docs/data_formats.md)")
+    ip.add_argument("--interactions", help="interactions log (docs/data_formats.md); needs --catalog")
+    ip.add_argument("--catalog", help="catalogue table (required with --interactions)")
     sub.add_parser("package", help="put the gated ranker into the BentoML model store (models/package.json)")
     sv = sub.add_parser("serve", help="serve the champion (or --tag) with BentoML: `bentoml serve` on serving.host:port")
     sv.add_argument("--tag", help="model tag to serve (default: $PRODRANK_MODEL_TAG, else the champion)")
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.params, args.profile)
         if args.command == "config":
             print(cfg.model_dump_json(indent=2))
+        elif args.command == "init-profile":
+            print("\n".join(init_profile(Path(args.params), args.name, args.judgments, args.interactions, args.catalog)))
         elif args.command == "generate":
             stages.ingest(cfg.model_copy(update={"data": cfg.data.model_copy(update={"source": "synthetic"})}), args.out)
         elif args.command == "serve":

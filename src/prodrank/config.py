@@ -175,6 +175,9 @@ class TrainConfig(Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     grad_clip: float = Field(1.0, gt=0)
     eval_every: int = Field(100, ge=1)
+    # model selection includes the starting point (step 0): training never publishes a model that is
+    # worse on validation than the one it started from (with the similarity prior: the bi-encoder)
+    validate_at_start: bool = True
     patience: int = Field(3, ge=1)  # evaluations without validation NDCG gain before stopping
     checkpoint_every: int = Field(50, ge=1)
     max_train_queries: int = Field(0, ge=0)  # 0 = all

@@ -10,6 +10,7 @@ DVC's repository lock means one writer per target at a time, which makes that sa
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import math
 import os
@@ -154,3 +155,12 @@ def read_table(path: str | Path, **csv_kwargs: Any) -> pd.DataFrame:
         sep = "\t" if path.name.endswith((".tsv", ".tsv.gz")) else ","
         return pd.read_csv(path, sep=sep, **csv_kwargs)
     raise ValueError(f"{path}: unsupported table format (use .csv, .csv.zip, .tsv or .parquet)")
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read in chunks (model files and data sets can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -3,7 +3,9 @@ from pathlib import Path
 
 PARAMS = Path("params.yaml")
 SUITES = Path("expectations")
+INPUTS = Path("data/inputs.json")  # the configured input files and their sha256 (data/inputs.py)
 RAW = Path("data/raw")
+TEXT_REPAIR_FILE = "text_repair.json"  # in RAW: what ingest's text repair changed, per column
 PREPARED = Path("data/prepared")
 PRETRAINED = Path("models/pretrained")
 RANKER = Path("models/ranker")

@@ -1,5 +1,9 @@
 """The pipeline stages, each one function: dvc.yaml (through the CLI), the Prefect flows
-and the tests all call these, so stage logic exists exactly once."""
+and the tests all call these, so stage logic exists exactly once.
+
+Each stage imports the modules it runs inside its function: a stage then loads only its own
+code (no torch for ingest), and dvc.yaml declares exactly that code as the stage's deps
+(tests/unit/test_dvc_deps.py follows these imports)."""
 from __future__ import annotations
 
 import json
@@ -10,10 +14,8 @@ import pandas as pd
 
 from prodrank import paths
 from prodrank.config import Config
-from prodrank.data.repair import COUNTS_FILE as REPAIR_COUNTS
-from prodrank.data.repair import TextRepair
 from prodrank.data.schema import SPLITS
-from prodrank.io import atomic_dir, write_json
+from prodrank.io import atomic_dir, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,16 @@ def write_tables(tables: dict[str, pd.DataFrame], directory: str | Path, records
             write_json(record, tmp / name)
 
 
+def inputs(cfg: Config, out: str | Path = paths.INPUTS) -> dict:
+    """Hash the configured input files, so DVC reruns ingest when one changes (data/inputs.py)."""
+    from prodrank.data.inputs import fingerprint
+
+    record = fingerprint(cfg.data)
+    write_json(record, out)
+    log.info("inputs of %s: %s", cfg.data.source, record["files"] or "none (generated from params)")
+    return record
+
+
 def ingest(cfg: Config, out_dir: str | Path = paths.RAW) -> dict[str, int]:
     """Build the canonical raw tables from the configured source; a real source's text is
     repaired as it is read, and what changed is recorded beside the tables."""
@@ -43,10 +55,11 @@ def ingest(cfg: Config, out_dir: str | Path = paths.RAW) -> dict[str, int]:
         tables = generate_world(cfg.world, cfg.seed)
     else:
         from prodrank.data.ingest import ingest as ingest_source
+        from prodrank.data.repair import TextRepair
 
         repair = TextRepair(cfg.data.text_repair)
         tables = ingest_source(cfg.data, cfg.seed, repair=repair)
-    write_tables(tables, out_dir, {REPAIR_COUNTS: repair.summary()} if repair else {})
+    write_tables(tables, out_dir, {paths.TEXT_REPAIR_FILE: repair.summary()} if repair else {})
     counts = {name: len(frame) for name, frame in tables.items()}
     log.info("ingested %s into %s: %s", cfg.data.source, out_dir, counts)
     return counts
@@ -56,7 +69,7 @@ def validate(cfg: Config, raw_dir: str | Path = paths.RAW, reports_dir: str | Pa
     """Run the GX suites on the raw tables; raises DataValidationError on failure."""
     from prodrank.data.validate import check, validate_tables
 
-    repaired = Path(raw_dir) / REPAIR_COUNTS
+    repaired = Path(raw_dir) / paths.TEXT_REPAIR_FILE
     text_repair = json.loads(repaired.read_text()) if repaired.exists() else None
     report = validate_tables(read_tables(raw_dir), paths.SUITES, reports_dir, cfg.validation.max_example_rows,
                              text_repair=text_repair, repair_setting=cfg.data.text_repair)
@@ -118,6 +131,7 @@ def evaluate_external(cfg: Config, judgments: str | None, interactions: str | No
                       ranker_dir: str | Path, out_dir: str | Path) -> dict:
     """`prodrank evaluate --judgments FILE` / `--interactions FILE --catalog FILE`."""
     from prodrank.data.ingest import load_interactions, load_judgments
+    from prodrank.data.repair import TextRepair
     from prodrank.evaluation.evaluate import evaluate_tables
 
     repair = TextRepair(cfg.data.text_repair)
@@ -128,7 +142,9 @@ def evaluate_external(cfg: Config, judgments: str | None, interactions: str | No
     else:
         raise ValueError("give --judgments FILE [--catalog FILE], or --interactions FILE --catalog FILE")
     out_dir = Path(out_dir)
-    return evaluate_tables(cfg, tables, Path(ranker_dir), out_dir / "metrics.json", out_dir, f"prodrank evaluation — {source}")
+    files = {name: sha256_file(name) for name in (judgments, interactions, catalog) if name}
+    title = f"prodrank evaluation — {source} (sha256 {files[source][:12]})"
+    return evaluate_tables(cfg, tables, Path(ranker_dir), out_dir / "metrics.json", out_dir, title, inputs=files)
 
 
 def package(cfg: Config) -> dict:

@@ -201,3 +201,28 @@ def test_trained_model_ranks_the_exact_title_match_above_unrelated_products(prep
         scores = ranker.score([query] * (1 + len(unrelated)), [f"P{qid[1:]}", *unrelated], products)["score"]
         wins.append(scores[0] > scores[1:].max())
     assert np.mean(wins) == 1.0, f"exact match ranked first for {np.mean(wins):.0%} of held-out queries"
+
+
+def test_training_never_publishes_a_model_worse_on_validation_than_its_start(prepared_dir, tiny_init_dir, tmp_path,
+                                                                             monkeypatch):
+    """The start (step 0) is a candidate of model selection: when every later evaluation scores
+    below it on validation, the published model is the starting model, weight for weight."""
+    scripted, seen = iter([0.9, 0.5, 0.4]), {}
+
+    def evaluate(ranker, *args, **kwargs):
+        seen.setdefault("start", {k: v.clone() for k, v in ranker.model.state_dict().items()})
+        return next(scripted)
+
+    monkeypatch.setattr(finetune_module, "evaluate_groups", evaluate)
+    summary, out = run(config(max_steps=4, eval_every=2), prepared_dir, tiny_init_dir, tmp_path)
+    assert pd.read_csv(out / "plots" / "valid_ndcg.csv")["step"].tolist() == [0, 2, 4]
+    assert summary["best_step"] == 0 and summary["best_valid_ndcg@10"] == 0.9
+    published = load_ranker(out / "ranker").model.state_dict()
+    assert all(torch.equal(published[k], v) for k, v in seen["start"].items())
+    trained = load_ranker(out / "ckpt" / "best").model.state_dict()  # the checkpoint's best is the start too
+    assert all(torch.equal(trained[k], v) for k, v in seen["start"].items())
+
+    scripted, seen = iter([0.5, 0.4]), {}
+    summary, out = run(config(max_steps=4, eval_every=2, validate_at_start=False), prepared_dir, tiny_init_dir, tmp_path,
+                       name="without")
+    assert summary["best_step"] == 2 and pd.read_csv(out / "plots" / "valid_ndcg.csv")["step"].tolist() == [2, 4]

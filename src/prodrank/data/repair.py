@@ -26,7 +26,6 @@ import ftfy
 import pandas as pd
 
 REPLACEMENT_CHARACTER = "\ufffd"
-COUNTS_FILE = "text_repair.json"  # beside the raw tables: what the repair changed, per column
 FIXER = ftfy.TextFixerConfig(uncurl_quotes=False, fix_character_width=False, fix_latin_ligatures=False,
                              explain=False)
 

@@ -218,15 +218,19 @@ def evaluate_pairs(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, cata
 
 def run_evaluation(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, catalog: pd.DataFrame,
                    train_pairs: pd.DataFrame, ranker_dir: Path, metrics_path: Path, report_dir: Path,
-                   plots_dir: Path | None, baselines: tuple[str, ...], title: str, apply_gate: bool = True) -> dict:
+                   plots_dir: Path | None, baselines: tuple[str, ...], title: str, apply_gate: bool = True,
+                   inputs: dict[str, str] | None = None) -> dict:
     """Evaluate, write metrics/report/plots, then apply the quality gate (after writing,
-    so a failing model's numbers are still there to read)."""
+    so a failing model's numbers are still there to read). ``inputs``: {file: sha256} of the
+    data files evaluated, recorded with the metrics."""
     evaluation, predictions = evaluate_pairs(cfg, pairs, queries, catalog, train_pairs, ranker_dir, baselines)
     summary = summarise(evaluation, cfg)
     key = f"ndcg@{max(cfg.evaluate.ks)}"
     slices = slice_table(evaluation, key)
     problems = quality_gate(summary, cfg) if apply_gate else []
     summary["quality_gate"] = {"passed": not problems, "problems": problems}
+    if inputs:
+        summary["inputs"] = inputs
     write_json(summary, metrics_path)
     write_text(render(summary, slices, key, problems, title), report_dir / "report.md")
     write_parquet(predictions, report_dir / "predictions.parquet")
@@ -264,7 +268,7 @@ LEARNED_BASELINES = ("lambdamart",)
 
 
 def evaluate_tables(cfg: Config, tables: dict[str, pd.DataFrame], ranker_dir: Path, metrics_path: Path,
-                    report_dir: Path, title: str) -> dict:
+                    report_dir: Path, title: str, inputs: dict[str, str] | None = None) -> dict:
     """Evaluate a trained model on an outside data set in a documented input format.
     All its queries are held out; baselines that must be trained on it are skipped."""
     queries = tables["queries"]
@@ -273,4 +277,4 @@ def evaluate_tables(cfg: Config, tables: dict[str, pd.DataFrame], ranker_dir: Pa
         pairs = pairs.merge(tables["relevance"], on=["query_id", "product_id"], how="left")
     baselines = tuple(b for b in cfg.evaluate.baselines if b not in LEARNED_BASELINES)
     return run_evaluation(cfg, pairs.reset_index(drop=True), queries, tables["catalog"], pairs.iloc[:0],
-                          ranker_dir, metrics_path, report_dir, None, baselines, title, apply_gate=False)
+                          ranker_dir, metrics_path, report_dir, None, baselines, title, apply_gate=False, inputs=inputs)

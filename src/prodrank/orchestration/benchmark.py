@@ -32,7 +32,8 @@ import pandas as pd
 
 from prodrank import paths
 from prodrank.config import Config
-from prodrank.orchestration.drops import dvc_file_md5, run_dvc, sha256_file
+from prodrank.io import sha256_file
+from prodrank.orchestration.drops import dvc_file_md5, run_dvc
 
 log = logging.getLogger(__name__)
 

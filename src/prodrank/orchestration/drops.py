@@ -44,6 +44,7 @@ import pandas as pd
 from prodrank import paths
 from prodrank.config import Config, FileSource, load_config
 from prodrank.data.repair import TextRepair
+from prodrank.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -165,14 +166,6 @@ def validate_drop(drop: Drop, cfg: Config, reports_dir: str | Path):
 
 
 # -- versioning ------------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def drop_digest(drop: Drop) -> str:
     digest = hashlib.sha256(drop.kind.encode())
     for role in sorted(drop.files):

@@ -44,7 +44,7 @@ import yaml
 
 from prodrank import paths
 from prodrank.config import Config
-from prodrank.io import jsonable, write_json
+from prodrank.io import jsonable, sha256_file, write_json
 from prodrank.serving.promotion import headline_metric
 
 REGISTRY_FILE = "prodrank-registry.json"
@@ -82,14 +82,6 @@ def _store(cfg: Config | None = None):
 
 
 # -- provenance ----------------------------------------------------------------------------
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def file_hashes(directory: Path) -> dict[str, str]:
     """sha256 of every file under ``directory``, keyed by POSIX relative path."""
     return {p.relative_to(directory).as_posix(): sha256_file(p)

@@ -422,6 +422,8 @@ def finetune(
         "/".join(run.model.tasks), tcfg.architecture, tcfg.chaining, tcfg.listwise_loss, tcfg.task_weighting,
         len(data.train_groups), run.total_steps, ctx.world_size,
     )
+    if tcfg.validate_at_start and state.step == 0 and not state.history["valid_ndcg"]:
+        validate_and_keep_best(cfg, run, data, state, best_dir)  # the start competes with every later step
     progress = tqdm(total=run.total_steps, initial=state.step, desc="train", disable=not ctx.is_main)
     run.objective.train()
     while state.step < run.total_steps and not state.stopped_early:
