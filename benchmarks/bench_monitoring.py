@@ -49,7 +49,16 @@ from prodrank.monitoring.simulate import (
     prepare,
     write_catalog,
 )
-from prodrank.sandbox import FAST_PARAMS, PROJECT_ROOT, executable, make_workspace, run_command, workspace_env
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: tools/ lives beside benchmarks/
+from tools.sandbox import (  # noqa: E402
+    FAST_PARAMS,
+    PROJECT_ROOT,
+    executable,
+    make_workspace,
+    run_command,
+    workspace_env,
+)
 
 MODEL_TAG = "bench-in-process"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prodrank import sandbox
 from prodrank.serving.process import ServerProcess, free_port, request
 from tests.conftest import PROJECT_ROOT
+from tools import sandbox
 from tools.reliability.faults import tree_digest
 
 pytestmark = pytest.mark.slow

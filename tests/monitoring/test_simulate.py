@@ -71,5 +71,5 @@ def test_drifted_worlds_differ_where_their_knob_says():
     shift = prepare(TINY, "category_shift")
     dept = shift.world.shift_department
     share = lambda t: pd.Series(t.world.queries.department[t.session_query]).eq(  # noqa: E731
-        __import__("prodrank.data.vocabulary", fromlist=["DEPARTMENTS"]).DEPARTMENTS.index(dept)).mean()
+        __import__("prodrank.sim.vocabulary", fromlist=["DEPARTMENTS"]).DEPARTMENTS.index(dept)).mean()
     assert share(shift) > share(control) + 0.3

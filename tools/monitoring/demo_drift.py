@@ -51,8 +51,8 @@ from prodrank.monitoring.simulate import (
     simulate_traffic,
 )
 from prodrank.monitoring.trigger import RetrainFn
-from prodrank.sandbox import FAST_PARAMS, PROJECT_ROOT, executable, make_workspace, run_command, workspace_env
 from prodrank.serving.process import ServerProcess, free_port
+from tools.sandbox import FAST_PARAMS, PROJECT_ROOT, executable, make_workspace, run_command, workspace_env
 
 DEMO_PARAMS = {
     **FAST_PARAMS,

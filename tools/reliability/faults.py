@@ -21,9 +21,9 @@ from typing import Any
 import yaml
 
 from prodrank import paths
-from prodrank.sandbox import executable, set_params
 from prodrank.serving.process import ServerProcess, request
 from tools.reliability.load import audit_log, run_load
+from tools.sandbox import executable, set_params
 
 
 @dataclass

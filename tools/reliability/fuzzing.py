@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from prodrank.io import write_json
-from prodrank.sandbox import PROJECT_ROOT
+from tools.sandbox import PROJECT_ROOT
 
 FULL_EXAMPLES = 200  # examples per operation in a full run
 FUZZED_PATHS = ("/rank", "/feedback")

@@ -7,7 +7,7 @@
     python -m tools.reliability.suite --project-model      # load-test the project's champion
     python -m tools.reliability.suite --fuzz-only          # only the full fuzzing run and its record
 
-Steps: a sandbox workspace runs the tiny pipeline (:mod:`prodrank.sandbox`), whose packaged
+Steps: a sandbox workspace runs the tiny pipeline (:mod:`tools.sandbox`), whose packaged
 champion every server below loads; then schemathesis fuzzing (tests/serving/test_fuzz.py with
 more examples; a full run is recorded in ``docs/reliability-fuzz.json``, see
 :mod:`tools.reliability.fuzzing`), the capacity measurement and the bounded load at 70 % of it, the faults
@@ -33,11 +33,11 @@ import pandas as pd
 import psutil
 
 from prodrank.io import write_json, write_text
-from prodrank.sandbox import FAST_PARAMS, PROJECT_ROOT, executable, make_workspace, run_command, workspace_env
 from prodrank.serving.process import request
 from tools.reliability import faults, fuzzing, security
 from tools.reliability.faults import Check, Target
 from tools.reliability.load import audit_log, capacity, rank_bodies, run_load
+from tools.sandbox import FAST_PARAMS, PROJECT_ROOT, executable, make_workspace, run_command, workspace_env
 
 MEMORY_GROWTH_BOUND = 0.10  # RSS at the end of the load may exceed RSS at its start by at most 10 %
 # the whole module: its failure cases need the champion its earlier tests promote

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COPY = ("params.yaml", "dvc.yaml", "bentofile.yaml", "expectations", "src", "flows", "pyproject.toml")
 FAST_PARAMS = {  # the tiny pipeline in about a minute (as the orchestration tests run it)
     "profile": "tiny",
