@@ -32,8 +32,10 @@ import pandas as pd
 
 from prodrank import paths
 from prodrank.config import Config
+from prodrank.evaluation.evaluate import run_evaluation
 from prodrank.io import sha256_file
 from prodrank.orchestration.drops import dvc_file_md5, run_dvc
+from prodrank.serving.registry import dvc_data_version
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,6 @@ def manifest(cfg: Config, root: Path = Path(".")) -> dict[str, Any] | None:
 def freeze(cfg: Config, root: Path = Path("."), prepared_dir: Path = paths.PREPARED, reason: str = "",
            version: bool = True) -> dict[str, Any]:
     """Copy the test split of ``prepared_dir`` into the benchmark folder and ``dvc add`` it."""
-    from prodrank.serving.registry import dvc_data_version
-
     source = root / prepared_dir
     test = source / "test"
     if not (test / "interactions.parquet").exists():
@@ -129,8 +129,6 @@ def load(cfg: Config, root: Path = Path(".")) -> tuple[pd.DataFrame, pd.DataFram
 def evaluate(cfg: Config, ranker_dir: Path, out_dir: Path, title: str, root: Path = Path(".")) -> dict[str, Any]:
     """The model alone (no baselines, no gate) on the benchmark; writes ``metrics.json`` and
     ``report.md`` into ``out_dir``; returns the evaluation summary."""
-    from prodrank.evaluation.evaluate import run_evaluation
-
     pairs, queries, catalog = load(cfg, root)
     return run_evaluation(cfg, pairs, queries, catalog, pairs.iloc[:0], Path(ranker_dir), out_dir / "metrics.json",
                           out_dir, None, (), title, apply_gate=False)

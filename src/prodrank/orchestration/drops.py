@@ -43,8 +43,12 @@ import pandas as pd
 
 from prodrank import paths
 from prodrank.config import Config, FileSource, load_config
+from prodrank.data.ingest import InputFormatError, load_interactions, load_judgments
 from prodrank.data.repair import TextRepair
+from prodrank.data.validate import check, validate_tables
 from prodrank.io import sha256_file
+from prodrank.serving.request_log import read_log
+from prodrank.stages import read_tables
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +142,6 @@ def set_aside(folder: Path, where: str, reason: str | None = None) -> Path:
 def load_drop(drop: Drop, repair: TextRepair | None = None) -> dict[str, pd.DataFrame]:
     """The canonical tables of a drop, through the documented adapters (prodrank.data.ingest),
     its text repaired as ingest will repair it (``data.text_repair``)."""
-    from prodrank.data.ingest import load_interactions, load_judgments
-
     if drop.kind == "interactions":
         return load_interactions(drop.files["interactions"], drop.files["catalog"], repair=repair)
     return load_judgments(drop.files["judgments"], drop.files.get("catalog"), repair=repair)
@@ -150,9 +152,6 @@ def validate_drop(drop: Drop, cfg: Config, reports_dir: str | Path):
     ``DataValidationError`` (or the adapter's ``InputFormatError``) when it is not usable,
     including a catalogue without any value of a product feature the ranker is configured to
     read (``train.product_features``), which would otherwise fail only at training time."""
-    from prodrank.data.ingest import InputFormatError
-    from prodrank.data.validate import check, validate_tables
-
     tables = load_drop(drop, TextRepair(cfg.data.text_repair))
     report = validate_tables(tables, paths.SUITES, reports_dir, cfg.validation.max_example_rows)
     check(report)
@@ -301,8 +300,6 @@ def export_impressions(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def log_impressions(log_dir: str | Path, since: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Shown results of the serving log (requests with a shown position) joined with their
     feedback events, as impression rows; and the window they cover."""
-    from prodrank.serving.request_log import read_log
-
     frame = read_log(log_dir, start=since)
     if since is not None and len(frame):
         frame = frame[frame["timestamp"] > pd.Timestamp(since)]
@@ -363,8 +360,6 @@ def drop_from_serving_logs(cfg: Config, root: Path, raw_dir: Path = paths.RAW) -
     if not (raw / "catalog.parquet").exists():
         raise FileNotFoundError(f"{raw}/catalog.parquet is missing: serving logs need the current catalogue "
                                 "(run the pipeline or `dvc pull` first)")
-    from prodrank.stages import read_tables
-
     tables = read_tables(raw)
     base = export_impressions(tables)
     combined = pd.concat([base, new.drop(columns=["session_id"])], ignore_index=True)

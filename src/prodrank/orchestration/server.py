@@ -28,6 +28,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from prodrank.config import load_config
 from prodrank.orchestration import env
 
 STATE_FILE = "prodrank-server.json"
@@ -230,8 +231,6 @@ def recent_run_names(api: str, limit: int = 5, timeout: float = 10.0) -> list[st
 
 def _settings(params: str, profile: str | None) -> tuple[str, int, float]:
     try:
-        from prodrank.config import load_config
-
         orch = load_config(params, profile).orchestration
         return orch.server_host, orch.server_port, orch.server_wait_seconds
     except Exception:  # noqa: BLE001 - a broken params.yaml must not stop `make run` from reporting it later
