@@ -118,6 +118,7 @@ def load_check(target: Target, seconds: float, capacity_seconds: float) -> Check
 def fuzz_check(examples: int, workdir: Path) -> Check:
     """The fuzz tests with ``examples`` per operation. A full run is recorded with the digest of the
     schema it fuzzed, held or not, so ``make test`` knows which schema the last full run vouches for."""
+    workdir.mkdir(parents=True, exist_ok=True)  # the sandbox's own folder is made by the first server
     digest_file = workdir / "fuzzed_schema.sha256"
     digest_file.unlink(missing_ok=True)
     check = pytest_check("API fuzzing (schemathesis)", "fuzz",
