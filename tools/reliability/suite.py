@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     step("safetensors", lambda: security.pickle_free_weights(loaded))
     step("loopback", lambda: security.loopback_only(sandbox))
     step("limits", lambda: security.limits(sandbox))
-    meta = {"args": " ".join(argv if argv is not None else sys.argv[1:]),
+    meta = {"args": " ".join(argv if argv is not None else sys.argv[1:]).replace(str(root), "<workspace>"),
             "finished_at": utc_now(),
             "hardware": hardware(), "load_average_at_start": load_at_start,
             "load_model": "the project's champion (`make run`, default profile)" if args.project_model
