@@ -45,6 +45,17 @@ bench: venv
 clean-venv:
 	rm -rf $(VENV)
 
+# --- your own data (README "Your own data in two commands") --------------------------------
+.PHONY: init-profile
+NAME ?=
+JUDGMENTS ?=
+INTERACTIONS ?=
+CATALOG ?=
+
+init-profile: venv  ## NAME=mine JUDGMENTS=file.csv (or INTERACTIONS=log.csv CATALOG=catalog.csv): write and select a profile; then make run
+	$(BIN)/prodrank init-profile $(NAME) $(if $(JUDGMENTS),--judgments $(JUDGMENTS)) \
+		$(if $(INTERACTIONS),--interactions $(INTERACTIONS)) $(if $(CATALOG),--catalog $(CATALOG))
+
 # --- serving (README "Serving") ----------------------------------------------------------
 .PHONY: serve bench-serving bento
 BENCH_SERVING_ARGS ?=
