@@ -384,6 +384,9 @@ class MonitoringConfig(Section):
     top_k: int = Field(10, ge=1)  # "top-k changed" between two models compares these sets
     topk_requests: int = Field(200, ge=1)  # current requests rescored with the other model for it
     seed: int = 0  # sampling
+    # whose requests a window holds: /search always ranks n retrieved candidates, so its traffic
+    # is compared with a reference of /search traffic (reference: log), never with /rank's
+    endpoint: Literal["rank", "search"] = "rank"
     action: Literal["report", "trigger"] = "report"  # on drift: report only, or trigger the retrain flow
     trigger_on: tuple[Literal["input", "prediction", "quality"], ...] = ("input", "prediction", "quality")
     min_drifted_checks: int = Field(1, ge=1)  # drift verdict: at least this many checks in trigger_on drifted

@@ -86,3 +86,31 @@ def test_the_services_own_log_is_read(tmp_path):
     np.testing.assert_array_equal(cand["price"], [1.0, np.nan] * 3)  # the values sent; null -> NaN
     np.testing.assert_array_equal(cand["rating"], [np.nan, 4.5, np.nan, np.nan, np.nan, 4.5])
     assert window_name(pd.Timestamp("2026-11-01T00:00:01Z"), None) == "20261101T000001Z--open"
+
+
+def test_a_window_holds_one_endpoints_requests(tmp_path):
+    """/search always ranks n candidates: a window of /rank traffic must not take /search requests
+    (nor their feedback), or its candidate counts would read as drift against /rank's reference."""
+    log = RequestLog(tmp_path)
+    def record(i: int, endpoint: str | None, n: int) -> dict:
+        body = {"kind": "request", "request_id": f"{endpoint}-{i}", "model_version": "m:1",
+                "timestamp": (START + timedelta(seconds=i)).isoformat(timespec="microseconds"),
+                "query": 'sofa "endpoint": "search"',  # a client's text cannot pass for the field
+                "top_k": 10, "candidate_ids": [f"P{j}" for j in range(n)], "positions": list(range(1, n + 1)),
+                "scores": {"score": [0.5] * n}, "prices": [1.0] * n, "ratings": [4.0] * n}
+        return body if endpoint is None else {"kind": "request", "endpoint": endpoint, **body}
+    for i in range(30):
+        log.write(record(i, None, 5))  # written before records named their endpoint: /rank
+        log.write(record(i, "rank", 8))
+        log.write(record(i, "search", 100))
+        log.write({"kind": "feedback", "request_id": f"search-{i}", "product_id": "P0", "event": "click",
+                   "timestamp": (START + timedelta(seconds=i, milliseconds=500)).isoformat(timespec="microseconds")})
+    log.close()
+    rank = read_window(tmp_path, endpoint="rank")
+    assert len(rank.requests) == 60 and set(rank.requests["endpoint"].fillna("rank")) == {"rank"}
+    assert rank.feedback.empty and rank.stats["requests_of_other_endpoints"] == 30
+    assert sorted(rank.requests["candidate_ids"].map(len).unique()) == [5, 8]
+    search = read_window(tmp_path, endpoint="search", max_requests=100)
+    assert len(search.requests) == 30 and len(search.feedback) == 30
+    assert set(search.requests["candidate_ids"].map(len)) == {100}
+    assert len(read_window(tmp_path).requests) == 90  # no endpoint given: every request

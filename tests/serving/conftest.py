@@ -71,9 +71,10 @@ def http(method: str, url: str, body: bytes | dict | None = None, content_type: 
         return status, raw.decode("utf-8", "replace")
 
 
-def package_model(root: Path, ranker_dir: Path, serving: dict | None = None) -> dict:
+def package_model(root: Path, ranker_dir: Path, serving: dict | None = None, catalog: Path | None = None) -> dict:
     """Package ``ranker_dir`` into a BentoML home under ``root`` with a params.yaml whose serving
-    section has ``serving`` overrides; returns the home, params path, log dir and model tag."""
+    section has ``serving`` overrides, and the search index of ``catalog`` (None: no index, as a
+    model packaged before /search existed); returns the home, params path, log dir and model tag."""
     from prodrank.serving.packaging import package
 
     root.mkdir(parents=True, exist_ok=True)
@@ -88,7 +89,8 @@ def package_model(root: Path, ranker_dir: Path, serving: dict | None = None) -> 
     saved = os.environ.get("BENTOML_HOME")
     os.environ["BENTOML_HOME"] = str(home)
     try:
-        manifest = package(load_config(params_path), ranker_dir, metrics_path, root / "package.json")
+        manifest = package(load_config(params_path), ranker_dir, metrics_path, root / "package.json",
+                           catalog or root / "no-catalog.parquet")
     finally:
         if saved is None:
             os.environ.pop("BENTOML_HOME", None)
@@ -97,10 +99,10 @@ def package_model(root: Path, ranker_dir: Path, serving: dict | None = None) -> 
     return {"home": home, "params": params_path, "log_dir": log_dir, "tag": manifest["tag"]}
 
 
-def launch_server(root: Path, ranker_dir: Path, serving: dict | None = None) -> dict:
+def launch_server(root: Path, ranker_dir: Path, serving: dict | None = None, catalog: Path | None = None) -> dict:
     """:func:`package_model`, then `bentoml serve` on 127.0.0.1:<free port>, returned once /readyz
     answers 200: its URL, the ServerProcess, log dir, model tag and paths."""
-    packaged = package_model(root, ranker_dir, serving)
+    packaged = package_model(root, ranker_dir, serving, catalog)
     process = ServerProcess.start({"BENTOML_HOME": str(packaged["home"]), "PRODRANK_PARAMS": str(packaged["params"])},
                                   root / "server.log", cwd=PROJECT_ROOT)
     info = {**packaged, "url": process.url, "server": process, "server_log": process.log_path}
@@ -114,8 +116,21 @@ def launch_server(root: Path, ranker_dir: Path, serving: dict | None = None) -> 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, serving_data):
-    """`bentoml serve` with the tiny model (see :func:`launch_server`); stopped with SIGTERM by PID."""
+    """`bentoml serve` with the tiny model (see :func:`launch_server`), packaged without a search
+    index like a model from before /search; stopped with SIGTERM by PID."""
     info = launch_server(tmp_path_factory.mktemp("server"), serving_data["ranker_dir"])
+    try:
+        yield info
+    finally:
+        info["server"].stop()
+
+
+@pytest.fixture(scope="session")
+def search_server(tmp_path_factory, serving_data):
+    """`bentoml serve` with the tiny model and the search index of its 32-product catalogue
+    (/search tests and the browser test); its own request log."""
+    info = launch_server(tmp_path_factory.mktemp("search_server"), serving_data["ranker_dir"],
+                         catalog=serving_data["prepared"] / "catalog.parquet")
     try:
         yield info
     finally:

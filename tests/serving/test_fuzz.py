@@ -25,7 +25,8 @@ EXAMPLES = int(os.environ.get("PRODRANK_FUZZ_EXAMPLES", "25"))
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory, serving_data):
-    info = launch_server(tmp_path_factory.mktemp("fuzz_server"), serving_data["ranker_dir"])
+    info = launch_server(tmp_path_factory.mktemp("fuzz_server"), serving_data["ranker_dir"],
+                         catalog=serving_data["prepared"] / "catalog.parquet")
     try:
         yield info
     finally:

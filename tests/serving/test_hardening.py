@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def target(tmp_path_factory, serving_data) -> Target:
     root = tmp_path_factory.mktemp("hardening")
-    packaged = package_model(root / "model", serving_data["ranker_dir"])
+    packaged = package_model(root / "model", serving_data["ranker_dir"],
+                             catalog=serving_data["prepared"] / "catalog.parquet")
     catalog = pd.read_parquet(serving_data["prepared"] / "catalog.parquet")
     bodies = rank_bodies(catalog, ["red sofa", "blue drill", "lamp", "cordless drill 18v"], 50, candidates=8)
     return Target(packaged["params"], packaged["home"], bodies, root / "work")

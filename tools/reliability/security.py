@@ -1,6 +1,7 @@
 """Security checks: secrets in the repository, the optional API key, pickle-free weights, loopback binding."""
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import subprocess
@@ -49,13 +50,15 @@ def no_secrets_in_repo(root: Path) -> Check:
 
 def api_key(target: Target) -> Check:
     """With ``serving.require_api_key``: 401 without or with a wrong key, 200 with it (both header
-    forms), probes open, the key never written to the server's or the request log; and without
-    the key in the environment the server refuses to start."""
+    forms, /rank and /search), probes and the search page's files open, the key never written to
+    the server's or the request log; and without the key in the environment the server refuses to
+    start."""
     root = target.workdir / "api_key"
     key = secrets.token_urlsafe(32)
     env_name = "PRODRANK_API_KEY"
     server = start_server(target, root, env={env_name: key}, require_api_key=True, api_key_env=env_name)
     body = target.bodies[0]
+    search = json.dumps({"query": json.loads(body)["query"], "k": 3}).encode()
     try:
         server.wait_ready()
         got = {
@@ -63,6 +66,11 @@ def api_key(target: Target) -> Check:
             "wrong key": request(server.url, "POST", "/rank", body, {"x-api-key": key[:-1] + "x"})[0],
             "bearer": request(server.url, "POST", "/rank", body, {"authorization": f"Bearer {key}"})[0],
             "x-api-key": request(server.url, "POST", "/rank", body, {"x-api-key": key})[0],
+            "search no key": request(server.url, "POST", "/search", search)[0],
+            "search x-api-key": request(server.url, "POST", "/search", search, {"x-api-key": key})[0],
+            "page no key": request(server.url, "GET", "/")[0],
+            "page script no key": request(server.url, "GET", "/static/search.js")[0],
+            "docs no key": request(server.url, "GET", "/docs")[0],
             "metadata no key": request(server.url, "GET", "/metadata")[0],
             "healthz no key": request(server.url, "GET", "/healthz")[0],
             "readyz no key": request(server.url, "GET", "/readyz")[0],
@@ -77,11 +85,12 @@ def api_key(target: Target) -> Check:
     if code is None:
         refused.stop()
     explained = f"${env_name} is unset" in refused.log_tail(20_000)
-    expected = {"no key": 401, "wrong key": 401, "bearer": 200, "x-api-key": 200, "metadata no key": 401,
-                "healthz no key": 200, "readyz no key": 200}
+    expected = {"no key": 401, "wrong key": 401, "bearer": 200, "x-api-key": 200, "search no key": 401,
+                "search x-api-key": 200, "page no key": 200, "page script no key": 200, "docs no key": 401,
+                "metadata no key": 401, "healthz no key": 200, "readyz no key": 200}
     held = got == expected and not leaked and code not in (None, 0) and explained
     return Check("API key (serving.require_api_key)", "security", held,
-                 "401 without or with a wrong key, 200 with it, probes open, the key in no log, "
+                 "401 without or with a wrong key, 200 with it, probes and the page open, the key in no log, "
                  "no start without a key", {"status": got, "key_in_logs": leaked, "start_without_key_exit": code,
                                            "start_without_key_explained": explained})
 

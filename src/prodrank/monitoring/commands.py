@@ -27,6 +27,8 @@ def add_parsers(sub) -> None:
     mo.add_argument("--reference-end", help="reference log window end (with --reference log)")
     mo.add_argument("--log-dir", help="serving log folder (default: monitoring.log_dir or serving.log_dir)")
     mo.add_argument("--max-requests", type=int, help="sample windows larger than this (default: monitoring.max_requests)")
+    mo.add_argument("--endpoint", choices=["rank", "search"],
+                    help="whose traffic: /rank or /search requests (default: monitoring.endpoint)")
     mo.add_argument("--action", choices=["report", "trigger"], help="on drift: report only, or trigger retraining")
     mo.add_argument("--compare-model", help="model tag whose top-k is compared with the served one")
     mo.add_argument("--json", action="store_true", help="print the JSON summary instead of the table")
@@ -71,7 +73,8 @@ def monitor(cfg: Config, args) -> int:
 
     overrides: dict[str, Any] = {}
     for key, attr in (("reference", "reference"), ("reference_start", "reference_start"),
-                      ("reference_end", "reference_end"), ("log_dir", "log_dir"), ("max_requests", "max_requests")):
+                      ("reference_end", "reference_end"), ("log_dir", "log_dir"), ("max_requests", "max_requests"),
+                      ("endpoint", "endpoint")):
         if getattr(args, attr) is not None:
             overrides[key] = getattr(args, attr)
     start, end = args.start, args.end

@@ -11,6 +11,11 @@ Cost: a line is parsed as JSON only if it is kept. ``kind``, ``request_id`` and 
 read from the raw bytes (the writer's key order, ``json.dumps`` separators); a line that does not
 look like that is parsed in full, so the fast path is an optimisation, never a requirement.
 Files that hold only records older than ``start`` are skipped by name.
+
+Endpoints: ``/rank`` and ``/search`` write the same request record, with ``endpoint`` saying
+which (a record without it predates ``/search`` and came from ``/rank``). Their traffic differs
+by design (a search always ranks the first stage's n candidates), so a window holds one
+endpoint's requests (``endpoint``) and is compared with a reference of the same kind.
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ from prodrank.serving.request_log import files_after, log_files
 log = logging.getLogger(__name__)
 
 _KIND = re.compile(rb'"kind": "(request|feedback)"')
+_ENDPOINT = re.compile(rb'"endpoint": "(\w+)"')
+DEFAULT_ENDPOINT = "rank"  # of a request record written before records named their endpoint
 _RID = re.compile(rb'"request_id": "([^"\\]+)"')
 _TS = re.compile(rb'"timestamp": "(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00)"')
 _ISO_FORMAT = "%Y-%m-%dT%H:%M:%S.%f+00:00"
@@ -68,24 +75,28 @@ class Window:
         return bool(self.stats.get("sampled"))
 
 
-def _fields(line: bytes) -> tuple[str | None, str | None, str | None, dict | None]:
-    """(kind, request_id, timestamp, parsed record or None) of one log line."""
+def _fields(line: bytes) -> tuple[str | None, str | None, str | None, str, dict | None]:
+    """(kind, request_id, timestamp, endpoint, parsed record or None) of one log line."""
     kind, rid, ts = _KIND.search(line), _RID.search(line), _TS.search(line)
     if kind and rid and ts:
-        return kind.group(1).decode(), rid.group(1).decode(), ts.group(1).decode(), None
+        endpoint = _ENDPOINT.search(line)  # the writer puts it before any text a client sent
+        return (kind.group(1).decode(), rid.group(1).decode(), ts.group(1).decode(),
+                endpoint.group(1).decode() if endpoint else DEFAULT_ENDPOINT, None)
     try:
         record = json.loads(line)
     except json.JSONDecodeError:
-        return None, None, None, None
+        return None, None, None, DEFAULT_ENDPOINT, None
     stamp = as_utc(record.get("timestamp")) if record.get("timestamp") else None
-    return record.get("kind"), record.get("request_id"), iso(stamp), record
+    return (record.get("kind"), record.get("request_id"), iso(stamp), record.get("endpoint") or DEFAULT_ENDPOINT,
+            record)
 
 
 def read_window(log_dir: str | Path, start: str | datetime | None = None, end: str | datetime | None = None,
-                max_requests: int | None = None, seed: int = 0) -> Window:
+                max_requests: int | None = None, seed: int = 0, endpoint: str | None = None) -> Window:
     """Requests with ``start <= timestamp < end`` and the feedback on them (feedback may arrive
     after ``end``: it is kept while it refers to a request of the window, up to ``end`` plus one
-    hour). At most ``max_requests`` requests, sampled uniformly (module doc)."""
+    hour). At most ``max_requests`` requests, sampled uniformly (module doc). ``endpoint``
+    (``rank``, ``search``): only that endpoint's requests; None: all."""
     started = time.perf_counter()
     start_ts, end_ts = as_utc(start), as_utc(end)
     lo, hi = iso(start_ts), iso(end_ts)
@@ -94,7 +105,7 @@ def read_window(log_dir: str | Path, start: str | datetime | None = None, end: s
     heap: list[tuple[int, str, bytes | dict]] = []  # max-heap on hash (negated): the kept requests
     feedback: list[tuple[int, str, bytes | dict]] = []
     threshold = None  # hash of the k-th smallest request so far (a request above it is never kept)
-    n_requests = n_feedback = n_lines = n_bad = 0
+    n_requests = n_feedback = n_lines = n_bad = n_other_endpoint = 0
     first_ts = last_ts = None
     files = files_after(log_files(Path(log_dir)), start_ts)  # skips files older than start
     for path in files:
@@ -103,12 +114,15 @@ def read_window(log_dir: str | Path, start: str | datetime | None = None, end: s
                 n_lines += 1
                 if not line.strip():
                     continue
-                kind, rid, ts, record = _fields(line)
+                kind, rid, ts, served_by, record = _fields(line)
                 if kind is None or rid is None or ts is None:
                     n_bad += 1
                     continue
                 if kind == "request":
                     if (lo is not None and ts < lo) or (hi is not None and ts >= hi):
+                        continue
+                    if endpoint is not None and served_by != endpoint:
+                        n_other_endpoint += 1
                         continue
                     n_requests += 1
                     first_ts = ts if first_ts is None or ts < first_ts else first_ts
@@ -134,7 +148,7 @@ def read_window(log_dir: str | Path, start: str | datetime | None = None, end: s
     requests = [item if isinstance(item, dict) else json.loads(item) for _, _, item in heap]
     events = [item if isinstance(item, dict) else json.loads(item) for _, rid, item in feedback if rid in kept_ids]
     n_feedback = len(events)
-    req = _frame(requests, ["request_id", "timestamp", "model_version", "query", "top_k", "candidate_ids",
+    req = _frame(requests, ["request_id", "timestamp", "endpoint", "model_version", "query", "top_k", "candidate_ids",
                             "positions", "scores", "prices", "ratings", "truncated_ids",
                             "latency_ms"])
     fb = _frame(events, ["request_id", "timestamp", "product_id", "event", "position", "model_version"])
@@ -142,6 +156,7 @@ def read_window(log_dir: str | Path, start: str | datetime | None = None, end: s
         "log_dir": str(log_dir), "files": len(files), "lines": n_lines, "unreadable_lines": n_bad,
         "start": lo, "end": hi, "first_request": first_ts, "last_request": last_ts,
         "requests_in_window": n_requests, "requests_used": len(req), "feedback_used": n_feedback,
+        "endpoint": endpoint, "requests_of_other_endpoints": n_other_endpoint,
         "sampled": limit is not None and n_requests > limit, "sample_rate": (len(req) / n_requests) if n_requests else None,
         "seconds": round(time.perf_counter() - started, 3),
     }

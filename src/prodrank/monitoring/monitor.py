@@ -99,7 +99,7 @@ def reference_window(cfg: Config, root: Path, ctx_factory, current: Window) -> t
             raise ValueError("monitoring.reference is 'log' but neither reference_start nor reference_end is set "
                              "(--reference-start / --reference-end)")
         window = read_window(root / log_dir_of(cfg), mon.reference_start, mon.reference_end, mon.max_requests,
-                             mon.seed)
+                             mon.seed, mon.endpoint)
         if window.requests.empty:
             raise ValueError(f"the reference window [{mon.reference_start}, {mon.reference_end}) of "
                              f"{log_dir_of(cfg)} holds no request")
@@ -203,7 +203,7 @@ def run_monitor(cfg: Config, root: str | Path = ".", start: str | None = None, e
     if start_ts is None and mon.reference == "log" and mon.reference_end is not None:
         start_ts = as_utc(mon.reference_end)  # default current window: everything after the reference
     log_dir = root / log_dir_of(cfg)
-    current = read_window(log_dir, start_ts, end_ts, mon.max_requests, mon.seed)
+    current = read_window(log_dir, start_ts, end_ts, mon.max_requests, mon.seed, mon.endpoint)
     log.info("current window %s: %d requests (%d used%s), %d feedback events, read in %.1fs", window_name(start_ts, end_ts),
              current.stats["requests_in_window"], current.stats["requests_used"],
              ", sampled" if current.sampled else "", current.stats["feedback_used"], current.stats["seconds"])

@@ -228,7 +228,7 @@ def read_gate(root: Path, since: float) -> dict[str, Any] | None:
 def package_challenger(root: Path, metrics: dict[str, Any], cfg: Config) -> str:
     """The challenger in the BentoML store (``save_model`` is idempotent: the package stage may
     have stored it already)."""
-    return save_model(root / paths.RANKER, metrics, cfg)
+    return save_model(root / paths.RANKER, metrics, cfg, root / paths.PREPARED / "catalog.parquet")
 
 
 @task(name="freeze-benchmark", **TASK_OPTIONS)

@@ -57,9 +57,10 @@ def benchmark_scorer(cfg: Config, metric: str) -> BenchmarkScorer | None:
 
 
 def package(cfg: Config, ranker_dir: str | Path = paths.RANKER, metrics_path: str | Path = paths.METRICS / "evaluate.json",
-            out: str | Path = PACKAGE_MANIFEST) -> dict:
+            out: str | Path = PACKAGE_MANIFEST, catalog: str | Path = paths.PREPARED / "catalog.parquet") -> dict:
     """Save the ranker that passed the quality gate, promote it when it should serve (module
-    doc of :mod:`prodrank.serving.promotion`), say what serves, and write ``models/package.json``."""
+    doc of :mod:`prodrank.serving.promotion`), say what serves, and write ``models/package.json``.
+    ``catalog``: the products ``/search`` retrieves from (indexed into the packaged model)."""
     metrics_path = Path(metrics_path)
     if not metrics_path.exists():
         raise FileNotFoundError(f"{metrics_path} not found: run the evaluate stage first")
@@ -67,7 +68,7 @@ def package(cfg: Config, ranker_dir: str | Path = paths.RANKER, metrics_path: st
     gate = metrics.get("quality_gate") or {}
     if gate.get("passed") is not True:
         raise RegistryError("quality gate failed, not packaging: " + "; ".join(gate.get("problems", ["no quality_gate"])))
-    tag = save_model(ranker_dir, metrics, cfg)
+    tag = save_model(ranker_dir, metrics, cfg, catalog)
     new = stored_model(tag, cfg)
     current = champion(cfg)
     decision = package_decision(cfg, gate, new, stored_model(current, cfg) if current else None,

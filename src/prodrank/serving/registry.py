@@ -1,7 +1,8 @@
 """The model store: packaged rankers in BentoML's store, plus which one is the champion.
 
 - :func:`save_model` copies a saved ranker directory into the BentoML model store
-  (``bentoml.models.create``, name ``serving.model_name``) under ``ranker/``, with metadata:
+  (``bentoml.models.create``, name ``serving.model_name``) under ``ranker/``, and the search
+  index of the catalogue under ``retrieval/`` (:mod:`prodrank.serving.retrieval`), with metadata:
   the evaluation summary, a hash of the resolved params, the git revision, the DVC data
   version of ``data/prepared`` and the sha256 of every file (tamper check). It refuses a
   model whose evaluation says the quality gate failed.
@@ -45,6 +46,7 @@ import yaml
 from prodrank import paths
 from prodrank.config import Config
 from prodrank.io import jsonable, sha256_file, write_json
+from prodrank.serving import retrieval
 from prodrank.serving.promotion import headline_metric
 
 REGISTRY_FILE = "prodrank-registry.json"
@@ -206,8 +208,10 @@ def _list(cfg: Config | None = None) -> list:
 
 
 # -- public API ----------------------------------------------------------------------------
-def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config) -> str:
-    """Package a saved ranker that passed the quality gate; returns its tag ``name:version``.
+def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config,
+               catalog: str | Path = paths.PREPARED / "catalog.parquet") -> str:
+    """Package a saved ranker that passed the quality gate, with the search index of ``catalog``
+    beside it (:mod:`prodrank.serving.retrieval`); returns its tag ``name:version``.
 
     Packaging the same ranker files again returns the existing tag instead of a duplicate.
     """
@@ -221,7 +225,9 @@ def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config) 
         problems = "; ".join((gate or {}).get("problems", [])) if isinstance(gate, Mapping) else "no quality_gate"
         raise RegistryError(f"refusing to package {ranker_dir}: the quality gate did not pass ({problems})")
     hashes = file_hashes(ranker_dir)
-    digest = content_digest(hashes)
+    # the catalogue is part of what is packaged: the same ranker over a changed catalogue (or a
+    # model packaged before it had a search index) is a new model
+    digest = content_digest({**hashes, **retrieval.catalog_identity(catalog)})
     name = cfg.serving.model_name
     store = _store(cfg)
     for existing in _list(cfg):
@@ -254,6 +260,7 @@ def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config) 
     labels = {"stage": "candidate", "gate": "passed", "profile": cfg.profile, "project": "prodrank"}
     with bentoml.models.create(name, labels=labels, metadata=jsonable(metadata, non_finite="keep", drop_none=True), _model_store=store) as model:
         shutil.copytree(ranker_dir, model.path_of(RANKER_SUBDIR))
+        model.info.metadata["files"].update(retrieval.build_index(catalog, model.path_of(retrieval.INDEX_SUBDIR)))
     tag = str(model.tag)
     with _locked_registry(cfg) as reg:
         reg["models"][tag] = {"stage": "candidate", "packaged_at": metadata["packaged_at"]}
@@ -328,7 +335,8 @@ def model_metadata(tag: str, cfg: Config | None = None) -> dict[str, Any]:
 
 def verify_files(model_path: Path, expected: Mapping[str, str]) -> None:
     """Raise TamperedModelError naming every changed, missing or unexpected file."""
-    actual = {f"{RANKER_SUBDIR}/{k}": v for k, v in file_hashes(model_path / RANKER_SUBDIR).items()}
+    actual = {f"{subdir}/{k}": v for subdir in (RANKER_SUBDIR, retrieval.INDEX_SUBDIR)
+              for k, v in file_hashes(model_path / subdir).items()}
     changed = sorted(k for k in expected if k in actual and actual[k] != expected[k])
     missing = sorted(set(expected) - set(actual))
     extra = sorted(set(actual) - set(expected))
@@ -360,6 +368,14 @@ def load_packaged(tag: str, cfg: Config | None = None):
     metadata["tag"] = str(model.tag)
     metadata["labels"] = dict(model.info.labels)
     return load_ranker(path / RANKER_SUBDIR), metadata
+
+
+def load_search_index(tag: str, cfg: Config | None = None) -> retrieval.CatalogIndex | None:
+    """The packaged model's search index; None for a model packaged without one (before
+    ``/search`` existed, or without a catalogue). Call after :func:`load_packaged`, which
+    checked its files."""
+    directory = Path(_get(tag, cfg).path) / retrieval.INDEX_SUBDIR
+    return retrieval.CatalogIndex.load(directory) if directory.is_dir() else None
 
 
 def newest(cfg: Config | None = None) -> str | None:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, create_model, field_validator
 from pydantic_core import PydanticCustomError
 
 EVENTS = ("click", "add_to_cart", "purchase")
@@ -151,6 +151,51 @@ class RankRequest(_Strict):
         return value
 
 
+SEARCH_DEFAULT_K = 10
+SEARCH_MAX_K = 50
+SEARCH_DEFAULT_N = 100  # capped at serving.max_candidates
+
+
+def search_default_n() -> int:
+    """The first-stage candidates of a search that does not say: 100, or fewer when
+    ``serving.max_candidates`` is lower."""
+    return min(SEARCH_DEFAULT_N, LIMITS.max_candidates)
+
+
+def _n_schema(schema: dict[str, Any]) -> None:
+    schema.update(maximum=LIMITS.max_candidates)
+
+
+class SearchRequest(_Strict):
+    """``POST /search`` body: a query, answered from the packaged catalogue."""
+
+    query: str = Field(description="the shopper's search text", json_schema_extra={"pattern": NOT_BLANK})
+    k: int = Field(SEARCH_DEFAULT_K, ge=1, le=SEARCH_MAX_K, description="results returned, best first")
+    n: int | None = Field(None, ge=1, json_schema_extra=_n_schema,
+                          description=f"first-stage (BM25) candidates the ranker orders: k .. serving.max_candidates; "
+                                      f"default {SEARCH_DEFAULT_N} (at most serving.max_candidates)")
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str) -> str:
+        if is_blank(value):
+            raise PydanticCustomError("blank", "must contain non-whitespace text")
+        return value
+
+    @field_validator("n")
+    @classmethod
+    def _n_in_range(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return value
+        if value > LIMITS.max_candidates:
+            raise PydanticCustomError("too_large", "{n} candidates, more than the limit of {limit}",
+                                      {"n": value, "limit": LIMITS.max_candidates})
+        k = info.data.get("k")
+        if isinstance(k, int) and value < k:  # the ranker cannot return more than it was given
+            raise PydanticCustomError("less_than_k", "{n} is less than k ({k})", {"n": value, "k": k})
+        return value
+
+
 class _RankedBase(BaseModel):
     id: str
     rank: int
@@ -166,6 +211,40 @@ def response_models(tasks: Iterable[str]) -> tuple[type[BaseModel], type[BaseMod
     response = create_model("RankResponse", request_id=(str, ...), model_version=(str, ...),
                             results=(list[result], ...))  # type: ignore[valid-type]
     return result, response
+
+
+class _SearchedBase(_RankedBase):
+    retrieval_rank: int = Field(description="position in the first-stage (BM25) order, 1 = best")
+    retrieval_score: float = Field(description="BM25 score")
+    title: str
+    brand: str | None = None
+    category: str | None = None
+    price: float | None = None
+    rating: float | None = None
+
+
+class RetrievedProduct(BaseModel):
+    """A product of the first-stage order, with where the ranker put it among the n."""
+
+    id: str
+    retrieval_rank: int
+    retrieval_score: float
+    model_rank: int = Field(description="the ranker's position for it among the n candidates")
+    title: str
+
+
+def search_response_model(tasks: Iterable[str]) -> type[BaseModel]:
+    """SearchResponse for a model's task list (one ``p_<task>`` per task, as for /rank)."""
+    fields: dict[str, Any] = {f"p_{task}": (float, Field(ge=0, le=1)) for task in tasks}
+    fields["truncated"] = (bool, Field(False, description="text of this pair was cut to fit the budget"))
+    result = create_model("SearchResult", __base__=_SearchedBase, **fields)
+    return create_model(
+        "SearchResponse", request_id=(str, ...), model_version=(str, ...),
+        candidates=(int, Field(description="products the first stage returned (at most n)")),
+        server_ms=(float, Field(description="time in the service, retrieval and ranking included")),
+        retrieval_ms=(float, Field(description="time of the first stage alone")),
+        results=(list[result], Field(description="the top k by the ranker")),  # type: ignore[valid-type]
+        retrieval=(list[RetrievedProduct], Field(description="the top k of the first stage, in its order")))
 
 
 # the default model's tasks (click, add-to-cart, purchase); the service builds its own from the served model

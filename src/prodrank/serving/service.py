@@ -4,10 +4,14 @@ Endpoints (schemas in :mod:`prodrank.serving.schemas`):
 
 - ``POST /rank``      {query, candidates: [{id, title, description?, brand?, category?, attributes?, price?, rating?}], top_k?}
                       -> {request_id, model_version, results: [{id, rank, score, p_<task>..., truncated}]}
+- ``POST /search``    {query, k?, n?} -> BM25 over the packaged catalogue returns n candidates, the ranker
+                      orders them: {request_id, model_version, candidates, server_ms, retrieval_ms,
+                      results: [top k with p_<task>..., product fields, retrieval_rank], retrieval: [BM25 top k]}
 - ``POST /feedback``  {request_id, product_id, event: click|add_to_cart|purchase} -> {status: "recorded", ...}
 - ``GET /metadata``   model tag, tasks, score formula, evaluation metrics, provenance, serving settings
 - ``GET /healthz``    alive (503 if loading the model failed, e.g. a tampered file)
 - ``GET /readyz``     200 only once the model is loaded and a warm-up request passed
+- ``GET /``           the search page (:mod:`prodrank.serving.page`); BentoML's API docs at ``/docs``
 
 Which model: ``$PRODRANK_MODEL_TAG``, else (inside a built bento) the model tag it was
 built with, else the registry's champion, else the newest packaged model. Configuration: ``params.yaml``
@@ -42,6 +46,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import bentoml  # noqa: E402
+import numpy as np  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.requests import Request  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
@@ -49,17 +54,24 @@ from starlette.routing import Route  # noqa: E402
 
 from prodrank.config import Config, load_config  # noqa: E402
 from prodrank.serving import registry  # noqa: E402
-from prodrank.serving.engine import RankingEngine  # noqa: E402
-from prodrank.serving.guard import ApiKeyGuard, OpenAPIDocument, RequestGuard  # noqa: E402
+from prodrank.serving.engine import RankingEngine, RankOutcome  # noqa: E402
+from prodrank.serving.guard import PROBE_PATHS, ApiKeyGuard, OpenAPIDocument, RequestGuard  # noqa: E402
+from prodrank.serving.page import DOCS_PATH, PAGE_PATHS, SearchPage  # noqa: E402
 from prodrank.serving.request_log import RequestLog, utc_now  # noqa: E402
+from prodrank.serving.retrieval import CatalogIndex  # noqa: E402
 from prodrank.serving.schemas import (  # noqa: E402
+    SEARCH_DEFAULT_K,
     Candidate,
     FeedbackRequest,
     FeedbackResponse,
     RankRequest,
+    RetrievedProduct,
+    SearchRequest,
     configure_limits,
     error_body,
     response_models,
+    search_default_n,
+    search_response_model,
 )
 
 log = logging.getLogger("prodrank.serving")
@@ -118,6 +130,8 @@ MODEL_TAG = os.environ.get("PRODRANK_MODEL_TAG") or _bento_model_tag() or regist
 registry.verify_packaged(MODEL_TAG, CFG)
 TASKS = tuple(registry.model_metadata(MODEL_TAG, CFG)["metadata"].get("tasks") or ())
 RankedResult, RankResponse = response_models(TASKS)  # p_<task> per task of the served model
+SearchResponse = search_response_model(TASKS)
+JSON_PATHS = ("/rank", "/search", "/feedback")
 _INSTANCE: ProdrankRanker | None = None
 
 
@@ -146,6 +160,11 @@ class _RecentRequests:
             return joined.split(self.SEP).index(product_id) + 1
         except ValueError:
             return None
+
+
+def _display_fields(product: dict[str, Any]) -> dict[str, Any]:
+    """What the search page shows of a product besides the scores."""
+    return {name: product.get(name) for name in ("title", "brand", "category", "price", "rating")}
 
 
 def _not_ready(instance: ProdrankRanker) -> JSONResponse:
@@ -182,6 +201,7 @@ class ProdrankRanker:
         self.cfg = CFG
         self.tag = MODEL_TAG
         self.engine: RankingEngine | None = None
+        self.index: CatalogIndex | None = None  # None: packaged without a search index (/search answers 503)
         self.metadata: dict[str, Any] = {}
         self.load_error: str | None = None
         self.warmup_ms: float | None = None
@@ -201,6 +221,7 @@ class ProdrankRanker:
                                    max_batch_size=SERVING.max_batch_size, max_query_chars=SERVING.max_query_chars,
                                    max_field_chars=SERVING.max_field_chars,
                                    product_cache_size=SERVING.product_cache_size)
+            self.index = registry.load_search_index(self.tag, self.cfg)
             loaded = time.perf_counter()
             engine.warm_up()
             self.warmup_ms = (time.perf_counter() - loaded) * 1000
@@ -208,6 +229,10 @@ class ProdrankRanker:
             self._ready.set()
             log.info("serving %s (tasks %s, quantize=%s): loaded in %.1f s, warm-up %.0f ms", self.tag,
                      ",".join(engine.tasks), SERVING.quantize, loaded - started, self.warmup_ms)
+            where = f"http://{SERVING.host}:{SERVING.port}"
+            log.info("search page %s/ (%s), API docs %s%s", where,
+                     f"{len(self.index)} products" if self.index else "no search index: /search answers 503",
+                     where, DOCS_PATH)
         except Exception as err:  # noqa: BLE001 - reported by /healthz, /readyz and /rank
             self.load_error = f"cannot serve {self.tag}: {type(err).__name__}: {err}"
             log.exception("model load failed")
@@ -228,20 +253,67 @@ class ProdrankRanker:
         request_id = uuid.uuid4().hex
         outcome = self.engine.rank(query, [{"id": c.id, "fields": c.fields()} for c in candidates], top_k)
         results = outcome.results()
-        positions = outcome.positions()
-        latency_ms = (time.perf_counter() - started) * 1000
         self.recent.add(request_id, [item["id"] for item in results])
         # acknowledged: the record is in the log file before the response leaves
-        self.request_log.write({
-            "kind": "request", "request_id": request_id, "timestamp": received_at, "model_version": self.tag,
-            "query": query, "top_k": top_k, "candidate_ids": outcome.ids, "positions": positions,
-            "scores": {("score" if k == "score" else f"p_{k}"): v.round(6).tolist() for k, v in outcome.scores.items()},
-            "truncated_ids": [outcome.ids[i] for i in outcome.truncated.nonzero()[0]],
-            "prices": [c.price for c in candidates], "ratings": [c.rating for c in candidates],
-            "latency_ms": round(latency_ms, 3),
-        }, acknowledge=True)
+        self.request_log.write(self._request_record(
+            "rank", request_id, received_at, query, top_k, outcome, outcome.positions(),
+            [c.price for c in candidates], [c.rating for c in candidates], started), acknowledge=True)
         return RankResponse(request_id=request_id, model_version=self.tag,
                             results=[RankedResult(**item) for item in results])
+
+    @bentoml.api(route="/search", input_spec=SearchRequest, output_spec=SearchResponse, batchable=False)
+    def search(self, query: str, k: int = SEARCH_DEFAULT_K, n: int | None = None) -> SearchResponse:
+        if not self._ready.is_set() or self.engine is None:
+            return _not_ready(self)  # type: ignore[return-value]
+        if self.index is None:
+            return JSONResponse(error_body([("service", f"{self.tag} was packaged without a search index (packaged "
+                                             "before /search existed, or without data/prepared/catalog.parquet): "
+                                             "package the model again (`prodrank package`); POST /rank works")]),
+                                status_code=503)  # type: ignore[return-value]
+        started, received_at = time.perf_counter(), utc_now()
+        request_id = uuid.uuid4().hex
+        n = n or search_default_n()
+        retrieved = self.index.search(query, n)
+        retrieval_ms = (time.perf_counter() - started) * 1000
+        # every retrieved candidate is ranked (not only the top k): the first-stage column
+        # shows where the ranker put each of them; a query sharing no word with the catalogue
+        # has nothing to rank
+        outcome = (self.engine.rank(query, [{"id": i, "fields": f} for i, f in zip(retrieved.ids, retrieved.products,
+                                                                                  strict=True)])
+                   if retrieved.ids else RankOutcome([], {}, np.zeros(0, bool), np.zeros(0, np.int64), self.engine.tasks))
+        ranked = outcome.results()
+        model_rank = outcome.positions()
+        shown = [p if p is not None and p <= k else None for p in model_rank]
+        results = [{**item, **_display_fields(retrieved.products[i]), "retrieval_rank": i + 1,
+                    "retrieval_score": float(retrieved.scores[i])}
+                   for item, i in zip(ranked[:k], outcome.order[:k], strict=True)]
+        self.recent.add(request_id, [item["id"] for item in results])
+        record = self._request_record("search", request_id, received_at, query, k, outcome, shown,
+                                      [p.get("price") for p in retrieved.products],
+                                      [p.get("rating") for p in retrieved.products], started)
+        self.request_log.write({**record, "n": n, "retrieval_ms": round(retrieval_ms, 3)}, acknowledge=True)
+        return SearchResponse(
+            request_id=request_id, model_version=self.tag, candidates=len(retrieved.ids),
+            server_ms=round((time.perf_counter() - started) * 1000, 3), retrieval_ms=round(retrieval_ms, 3),
+            results=results,
+            retrieval=[RetrievedProduct(id=pid, retrieval_rank=j + 1, retrieval_score=float(retrieved.scores[j]),
+                                        model_rank=model_rank[j], title=retrieved.products[j]["title"])
+                       for j, pid in enumerate(retrieved.ids[:k])])
+
+    def _request_record(self, endpoint: str, request_id: str, received_at: str, query: str, top_k: int | None,
+                        outcome: RankOutcome, positions: list[int | None], prices: list[float | None],
+                        ratings: list[float | None], started: float) -> dict[str, Any]:
+        """The request log's record of one served ranking (request_log.py has the format);
+        ``endpoint`` comes first so monitoring can select by it without parsing the line."""
+        return {
+            "kind": "request", "endpoint": endpoint, "request_id": request_id, "timestamp": received_at,
+            "model_version": self.tag, "query": query, "top_k": top_k, "candidate_ids": outcome.ids,
+            "positions": positions,
+            "scores": {("score" if k == "score" else f"p_{k}"): v.round(6).tolist() for k, v in outcome.scores.items()},
+            "truncated_ids": [outcome.ids[i] for i in outcome.truncated.nonzero()[0]],
+            "prices": prices, "ratings": ratings,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+        }
 
     @bentoml.api(route="/feedback", input_spec=FeedbackRequest, output_spec=FeedbackResponse, batchable=False)
     async def feedback(self, request_id: str, product_id: str, event: str) -> FeedbackResponse:
@@ -280,6 +352,7 @@ class ProdrankRanker:
             "data_version": meta.get("data_version"),
             "packaged_at": meta.get("packaged_at"),
             "labels": meta.get("labels"),
+            "search_index": {"products": len(self.index)} if self.index else None,
             "serving": {"quantize": SERVING.quantize, "threads": SERVING.threads,
                         "max_candidates": SERVING.max_candidates, "max_body_bytes": SERVING.max_body_bytes,
                         "max_batch_size": SERVING.max_batch_size, "warmup_ms": self.warmup_ms,
@@ -296,8 +369,12 @@ class ProdrankRanker:
         log.info("request log closed: %d records written", self.request_log.written)
 
 
-ProdrankRanker.add_asgi_middleware(RequestGuard, max_body_bytes=SERVING.max_body_bytes)
-ProdrankRanker.add_asgi_middleware(OpenAPIDocument, max_body_bytes=SERVING.max_body_bytes,
+# BentoML wraps the service in its middlewares in the order they are added, the first outermost
+if API_KEY is not None:  # first = outermost: a request without the key is never parsed
+    # the page's files hold no data and a browser cannot send a header when it opens a page
+    ProdrankRanker.add_asgi_middleware(ApiKeyGuard, api_key=API_KEY, open_paths=PROBE_PATHS | PAGE_PATHS)
+ProdrankRanker.add_asgi_middleware(RequestGuard, max_body_bytes=SERVING.max_body_bytes, paths=JSON_PATHS)
+ProdrankRanker.add_asgi_middleware(OpenAPIDocument, max_body_bytes=SERVING.max_body_bytes, json_paths=JSON_PATHS,
                                   api_key=API_KEY is not None)
-if API_KEY is not None:  # added last = outermost: a request without the key is never parsed
-    ProdrankRanker.add_asgi_middleware(ApiKeyGuard, api_key=API_KEY)
+# inside the key check: it moves /docs to BentoML's "/", which the key guard leaves open for the page
+ProdrankRanker.add_asgi_middleware(SearchPage)
