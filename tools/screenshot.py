@@ -57,10 +57,15 @@ def _resolver_rules(url: str) -> str:
     return "MAP * ~NOTFOUND" + (f", EXCLUDE {host}" if _loopback(host) else "")
 
 
+def offline_flags(url: str) -> list[str]:
+    """Chromium flags that cut the network for a page loaded from ``url`` (see :func:`_resolver_rules`)."""
+    return [*OFFLINE_FLAGS, f"--host-resolver-rules={_resolver_rules(url)}"]
+
+
 def _base(exe: str, profile: str, url: str, width: int, height: int) -> list[str]:
     return [exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
             f"--user-data-dir={profile}", f"--window-size={width},{height}", "--virtual-time-budget=15000",
-            *OFFLINE_FLAGS, f"--host-resolver-rules={_resolver_rules(url)}"]
+            *offline_flags(url)]
 
 
 def snapshot(url: str, png: str | Path | None = None, width: int = 1400, height: int = 2200,

@@ -103,6 +103,7 @@ async function feedback(requestId, productId, event, actions) {
 
 function render(answer) {
   $("results").replaceChildren(...answer.results.map((r) => card(r, answer.request_id)));
+  $("results").dataset.requestId = answer.request_id;
   $("retrieval").replaceChildren(...answer.retrieval.map(retrievedRow));
   $("server-time").textContent =
     `server ${answer.server_ms.toFixed(1)} ms (retrieval ${answer.retrieval_ms.toFixed(1)} ms)`;
