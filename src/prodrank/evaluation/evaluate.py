@@ -27,7 +27,7 @@ from prodrank.data.catalog import product_fields
 from prodrank.data.labels import grade_range, task_targets
 from prodrank.data.schema import EXPECTED_PREFIX, FREQUENCY_BUCKETS, GAP_TAGS
 from prodrank.evaluation.baselines import BASELINES, EvalSet
-from prodrank.evaluation.report import render
+from prodrank.evaluation.report import render, render_html
 from prodrank.evaluation.targets import GRADED, MODEL, ORACLE, TRUE_SUFFIX, is_expected_rate
 from prodrank.io import atomic_path, write_json, write_parquet, write_text
 from prodrank.metrics import per_query_metrics
@@ -233,6 +233,7 @@ def run_evaluation(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, cata
         summary["inputs"] = inputs
     write_json(summary, metrics_path)
     write_text(render(summary, slices, key, problems, title), report_dir / "report.md")
+    write_text(render_html(summary, slices, key, problems, title), report_dir / "report.html")
     write_parquet(predictions, report_dir / "predictions.parquet")
     if plots_dir is not None:
         with atomic_path(plots_dir / "ndcg_by_slice.csv") as tmp:
