@@ -11,6 +11,8 @@ import pytest
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 from prodrank.data.validate import (  # noqa: E402
+    DATA_DOCS_DIR,
+    SPLITS_DATA_DOCS_DIR,
     DataValidationError,
     ValidationReport,
     check,
@@ -276,3 +278,32 @@ def test_empty_split_fails(tmp_path):
     splits["valid"] = {k: v.iloc[:0] for k, v in splits["valid"].items()}
     report = validate_splits(splits, SUITES, tmp_path)
     assert "split 'valid' is empty" in report.format()
+
+
+def test_data_docs_are_written_and_render_offline_in_headless_chromium(tmp_path):
+    """GX's Data Docs site of a run with a failed expectation: an index and one page per
+    validation, replaced by the next run; opened with the network cut, a validation page still
+    shows its results (GX's templates take their styles and scripts from CDNs)."""
+    from tools.browser import open_page
+    from tools.screenshot import chromium
+
+    catalog = make_tables()["catalog"]
+    run(tmp_path, catalog=pd.concat([catalog, catalog.iloc[:1]], ignore_index=True))  # a duplicate id
+    docs = tmp_path / "reports" / DATA_DOCS_DIR
+    pages = sorted((docs / "validations").rglob("*.html"))
+    assert (docs / "index.html").is_file() and {p.parts[-4] for p in pages} == {"catalog", "queries",
+                                                                               "interactions", "relevance"}
+    validate_splits(split_tables(), SUITES, tmp_path / "reports")
+    assert len(list((tmp_path / "reports" / SPLITS_DATA_DOCS_DIR / "validations").rglob("*.html"))) == 1
+    run(tmp_path)  # a second run replaces the site: one page per suite, not one per run
+    assert len(list((docs / "validations").rglob("*.html"))) == 4
+    if chromium() is None:
+        pytest.fail("no Chromium: apt-get install -y chromium (or set $CHROMIUM)")
+    page_of = {p.parts[-4]: p for p in (docs / "validations").rglob("*.html")}
+    index = (docs / "index.html").read_text()  # its links are data for a CDN table script
+    assert all(index.count(p.relative_to(docs).as_posix()) == 1 for p in page_of.values())
+    with open_page(page_of["catalog"].as_uri()) as page:
+        text = page.evaluate("document.body.innerText")
+        rows = page.evaluate("document.querySelectorAll('table tr').length")
+    assert "expect_column_values_to_be_unique" in text or "values must be unique" in text, text[:2000]
+    assert rows > 5

@@ -24,7 +24,11 @@ How a table is validated:
 
 Every suite's full GX result is written to ``<reports_dir>/<suite>.json`` (with an extra
 ``prodrank`` key: table, schema errors, skipped expectations) and a summary to
-``<reports_dir>/summary.json`` (``splits_summary.json`` for ``validate_splits``), atomically.
+``<reports_dir>/summary.json`` (``splits_summary.json`` for ``validate_splits``), atomically,
+and Great Expectations' own Data Docs site (HTML: one page per suite's validation, one per suite,
+an index) to ``<reports_dir>/data_docs/`` (``splits_data_docs/``), replaced as a whole. The pages
+are GX's templates, which take their styles and scripts from CDNs: offline they show the same
+tables unstyled.
 ``import great_expectations`` takes seconds, so it is imported inside the functions.
 """
 from __future__ import annotations
@@ -33,6 +37,7 @@ import json
 import math
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +58,7 @@ from prodrank.data.schema import (
     TABLES,
 )
 from prodrank.data.text import leakage_key
-from prodrank.io import jsonable, write_json
+from prodrank.io import atomic_dir, jsonable, write_json
 
 # Columns that must be present (optional columns of schema.py are validated when present).
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -67,6 +72,8 @@ SPLITS_SUITE = "splits"
 TABLE_SUITES = (CATALOG, QUERIES, INTERACTIONS, JUDGMENTS_SUITE, RELEVANCE)
 SUMMARY_FILE = "summary.json"
 SPLITS_SUMMARY_FILE = "splits_summary.json"
+DATA_DOCS_DIR = "data_docs"  # GX Data Docs of validate_tables, in reports_dir (index.html)
+SPLITS_DATA_DOCS_DIR = "splits_data_docs"  # ... of validate_splits: each dvc.yaml stage owns its folder
 RATE_COLUMNS = {"ctr": "clicks", "atc_rate": "add_to_carts", "purchase_rate": "purchases"}
 _CELL_WIDTH = 48
 
@@ -244,6 +251,7 @@ def validate_tables(
     max_example_rows: int = 5,
     *,
     summary_name: str = SUMMARY_FILE,
+    docs_name: str = DATA_DOCS_DIR,
     text_repair: dict[str, Any] | None = None,
     repair_setting: str | None = None,
 ) -> ValidationReport:
@@ -285,6 +293,7 @@ def validate_tables(
 
     report = ValidationReport(results, str(reports_dir), max_example_rows, text_repair, repair_setting)
     _write_reports(report, runner, reports_dir, summary_name, manage=TABLE_SUITES)
+    runner.build_data_docs(reports_dir / docs_name)
     return report
 
 
@@ -295,6 +304,7 @@ def validate_splits(
     max_example_rows: int = 5,
     *,
     summary_name: str = SPLITS_SUMMARY_FILE,
+    docs_name: str = SPLITS_DATA_DOCS_DIR,
 ) -> ValidationReport:
     """Check train/valid/test for leakage: no query (by id, nor by normalised text) in two splits.
 
@@ -336,6 +346,7 @@ def validate_splits(
         result = runner.run(_load_suite(suites_dir, SPLITS_SUITE), label, frame)
     report = ValidationReport([result], str(reports_dir), max_example_rows)
     _write_reports(report, runner, reports_dir, summary_name, manage=(SPLITS_SUITE,))
+    runner.build_data_docs(reports_dir / docs_name)
     return report
 
 
@@ -462,7 +473,8 @@ def _key(type_: str, kwargs: Mapping[str, Any]) -> str:
 
 
 class _Runner:
-    """One ephemeral GX context per validate call; runs suites on frames."""
+    """One ephemeral GX context per validate call; runs suites on frames, each as a GX validation
+    definition so its result lands in the context's store, from which the Data Docs are built."""
 
     def __init__(self, max_example_rows: int):
         self.max_example_rows = max_example_rows
@@ -509,7 +521,8 @@ class _Runner:
         suite = self._ctx.suites.add(gx.ExpectationSuite(name=name, expectations=expectations))
         result_format = {"result_format": "SUMMARY",
                          "partial_unexpected_count": max(20, self.max_example_rows)}
-        res = bd.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format=result_format)
+        definition = self._ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=bd, suite=suite))
+        res = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
         gx_json = res.to_json_dict()
         self.gx_results[name] = gx_json
 
@@ -520,6 +533,18 @@ class _Runner:
             failures.append(self._failure(name, table, r, frame))
         failures.sort(key=lambda f: order.get(_key(f.expectation, f.kwargs), 10**9))
         return SuiteResult(name, table, len(frame), bool(res.success), len(expectations), failures, skipped)
+
+    def build_data_docs(self, directory: Path) -> None:
+        """GX's Data Docs site of this run's validations, swapped in for ``directory`` (a site
+        of an earlier run would list its validations too). No suite ran: no site."""
+        if self._ctx is None:
+            shutil.rmtree(directory, ignore_errors=True)
+            return
+        with atomic_dir(directory) as tmp:
+            site = {"class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(tmp)}}
+            self._ctx.add_data_docs_site(site_name="prodrank", site_config=site)
+            self._ctx.build_data_docs(site_names=["prodrank"])
 
     def _failure(self, suite: str, table: str, r: Any, frame: pd.DataFrame) -> Failure:
         cfg = r.expectation_config
