@@ -1,6 +1,6 @@
 """The full fuzzing run's record, so the fuzzing cannot silently fall behind the API schema.
 
-``make test`` fuzzes ``/rank`` and ``/feedback`` with few examples; the reliability suite runs the
+``make test`` fuzzes ``/rank``, ``/search`` and ``/feedback`` with few examples; the reliability suite runs the
 same tests with :data:`FULL_EXAMPLES` per operation, too slow for every test run. The suite writes
 what it found, with a digest of the OpenAPI schema it fuzzed, to :data:`RECORD` (tracked in git);
 a test in ``make test`` fails when the served schema's digest differs from the recorded one, or the
@@ -18,7 +18,7 @@ from prodrank.io import write_json
 from tools.sandbox import PROJECT_ROOT
 
 FULL_EXAMPLES = 200  # examples per operation in a full run
-FUZZED_PATHS = ("/rank", "/feedback")
+FUZZED_PATHS = ("/rank", "/search", "/feedback")
 RECORD = PROJECT_ROOT / "docs" / "reliability-fuzz.json"
 DIGEST_ENV = "PRODRANK_FUZZ_SCHEMA_OUT"  # where the fuzz tests write the digest of the schema they fuzzed
 REFRESH = "make reliability RELIABILITY_ARGS=--fuzz-only"
