@@ -2,20 +2,25 @@
 
     python benchmarks/bench_serving.py                     # tiny model (tiny profile's shape), quick
     python benchmarks/bench_serving.py --arch minilm       # default architecture (MiniLM-L6 + MMoE head)
-    python benchmarks/bench_serving.py --model-dir models/ranker   # a trained ranker
+    python benchmarks/bench_serving.py --model-dir models/student --teacher-dir models/ranker
+                                                           # what `make run` packages: the student serves
+    python benchmarks/bench_serving.py --model-dir models/ranker   # a trained ranker on its own (torch)
     python benchmarks/bench_serving.py --url http://127.0.0.1:3000 # an already running server
 
 Without ``--url`` it packages the model into a temporary BentoML home, starts
-``bentoml serve`` on a free loopback port, and stops it (SIGTERM by PID) at the end.
+``bentoml serve`` on a free loopback port, and stops it (SIGTERM by PID) at the end. The
+served model runs as the server runs it: ``serving.runtime`` (ONNX Runtime for a student
+with exported graphs, torch otherwise) and ``--quantize``.
 
-Reported, with the hardware and settings:
+Reported, with the hardware (SIMD flags included) and settings:
 1. over HTTP: p50/p95/p99 latency and throughput of rank@10/50/100 at concurrency 1 and 4;
-2. the naive baseline in the same run, same weights, same threads: transformers-style
-   tokenisation padded to the budget's max_length, no length sorting, one request at a
-   time in batches of 32 — as a speed ratio; the optimised scorer in-process (no HTTP) too;
+2. the naive baseline in the same run, same threads: transformers-style tokenisation padded
+   to the budget's max_length, no length sorting, one request at a time in batches of 32, in
+   torch fp32, of the teacher (``--teacher-dir``) or else of the served model's own weights —
+   as a speed ratio; the optimised scorer in-process (no HTTP) too;
 3. FLOPs per pair at the measured token lengths vs the measured fp32 matmul GFLOP/s;
-4. dynamic int8 quantisation: speed, and accuracy cost vs fp32 (score correlation, top-10
-   overlap, NDCG@10 against the synthetic world's true relevance).
+4. int8: speed, and accuracy cost vs fp32 (score correlation, top-10 overlap, NDCG@10
+   against the synthetic world's true relevance).
 The load generator runs on the same CPU as the server: HTTP figures include its cost.
 """
 from __future__ import annotations
@@ -48,7 +53,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from prodrank.config import load_config  # noqa: E402
 from prodrank.models.encoder import FIELD_ORDER, EncodedBatch  # noqa: E402
 from prodrank.models.ranker import LoadedRanker, load_ranker, save_ranker  # noqa: E402
-from prodrank.serving.engine import RankingEngine, compare_rankings, quantize_encoder  # noqa: E402
+from prodrank.models.runtime import load_scorer  # noqa: E402
+from prodrank.serving.engine import RankingEngine, compare_rankings  # noqa: E402
 from prodrank.serving.process import ServerProcess, request  # noqa: E402
 
 PRODUCT_FEATURES = ("price", "rating")  # sent with every candidate; a ranker reads those it was trained on
@@ -63,7 +69,8 @@ def hardware() -> dict:
         cpuinfo = Path("/proc/cpuinfo").read_text()
         info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
         flags = next(line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags"))
-        info["simd"] = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags)
+        info["simd"] = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
+                                if f in flags)
     except (OSError, StopIteration):
         info["cpu"] = platform.processor()
     info["load_average_1m"] = round(os.getloadavg()[0], 2)  # other work on the machine skews every figure
@@ -171,17 +178,20 @@ def engine_candidates(request: dict) -> list[dict]:
 
 
 # -- server ------------------------------------------------------------------------------------
-def start_server(model_dir: Path, threads: int, quantize: bool, workdir: Path) -> ServerProcess:
+def start_server(teacher_dir: Path, student_dir: Path | None, threads: int, quantize: bool, workdir: Path
+                 ) -> ServerProcess:
+    """``bentoml serve`` of the teacher packaged with its student (None: the teacher serves)."""
     from prodrank.serving.registry import save_model
 
     home = workdir / "bentoml"
     os.environ["BENTOML_HOME"] = str(home)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["serving"].update({"threads": threads, "quantize": quantize, "log_dir": str(workdir / "logs"),
-                              "bentoml_home": str(home), "max_candidates": 200, "max_body_bytes": 5_000_000})
+                              "bentoml_home": str(home), "max_candidates": 200, "max_body_bytes": 5_000_000,
+                              "model": "student" if student_dir else "teacher"})
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     cfg = load_config(workdir / "params.yaml")
-    tag = save_model(model_dir, BENCH_GATE, cfg)
+    tag = save_model(teacher_dir, BENCH_GATE, cfg, catalog=workdir / "no-catalog.parquet", student_dir=student_dir)
     server = ServerProcess.start({"BENTOML_HOME": str(home), "PRODRANK_PARAMS": str(workdir / "params.yaml"),
                                   "PRODRANK_MODEL_TAG": tag}, workdir / "server.log", cwd=ROOT)
     try:
@@ -310,7 +320,10 @@ def measured_lengths(ranker: LoadedRanker, requests: list[dict], batch_size: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="benchmark this running server (its model is loaded from $BENTOML_HOME)")
-    parser.add_argument("--model-dir", type=Path, help="a saved ranker directory (default: build --arch)")
+    parser.add_argument("--model-dir", type=Path, help="the saved model to serve: a distilled student (with "
+                        "--teacher-dir) or any saved ranker (default: build --arch)")
+    parser.add_argument("--teacher-dir", type=Path, help="the ranker the student was distilled from: packaged with "
+                        "it, and the naive baseline")
     parser.add_argument("--arch", choices=["tiny", "minilm"], default="tiny",
                         help="untrained ranker to build when no --model-dir: tiny profile's shape, or MiniLM-L6 + MMoE")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 50, 100])
@@ -319,7 +332,7 @@ def main() -> None:
     parser.add_argument("--naive-requests", type=int, default=8, help="requests per size for the naive baseline")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quantize", action="store_true",
-                        help="serve (and score in-process) with serving.quantize (int8 encoder); the naive baseline stays fp32")
+                        help="serve (and score in-process) with serving.quantize (int8); the naive baseline stays fp32")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
@@ -331,37 +344,46 @@ def main() -> None:
     report: dict = {"hardware": hardware(), "settings": {"threads": args.threads, "sizes": args.sizes,
                                                            "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
                                                            "concurrency": args.concurrency, "requests": args.requests}}
+    serving = load_config(ROOT / "params.yaml").serving
     try:
         if args.url:
             url = args.url.rstrip("/")
             meta = json.loads(request(url, "GET", "/metadata")[1])
-            from prodrank.serving.registry import load_packaged
+            from prodrank.serving.registry import model_metadata, served_dir
 
-            ranker, _ = load_packaged(meta["model_tag"])
+            path = Path(model_metadata(meta["model_tag"])["path"])
+            model_dir, teacher_dir = served_dir(path, serving.model), path / "ranker"
             report["settings"]["model"] = meta["model_tag"]
             report["settings"]["quantize"] = meta["serving"]["quantize"]
         else:
             model_dir = args.model_dir or build_model(args.arch, workdir / "ranker")
-            ranker = load_ranker(model_dir)
+            teacher_dir = args.teacher_dir or model_dir
             report["settings"]["model"] = str(args.model_dir or f"untrained {args.arch}")
             report["settings"]["quantize"] = args.quantize
             print(f"starting bentoml serve ({report['settings']['model']}) ...", flush=True)
-            server = start_server(model_dir, args.threads, args.quantize, workdir)
+            server = start_server(teacher_dir, model_dir if args.teacher_dir else None, args.threads, args.quantize,
+                                  workdir)
             url = server.url
+        ranker = load_ranker(model_dir)  # torch weights of the served model: FLOPs
+        naive_ranker = load_ranker(teacher_dir)  # the naive path runs the teacher
+        served = load_scorer(model_dir, serving.runtime, report["settings"]["quantize"], args.threads)
+        fp32_scorer = load_scorer(model_dir, serving.runtime, False, args.threads)
         enc_cfg = ranker.model.encoder.config
         report["settings"]["encoder"] = (f"{enc_cfg.num_hidden_layers} layers, hidden {enc_cfg.hidden_size}, "
                                          f"FFN {enc_cfg.intermediate_size}, "
                                          f"{sum(p.numel() for p in ranker.model.parameters()) / 1e6:.1f} M params")
-        report["settings"]["max_batch_size"] = load_config(ROOT / "params.yaml").serving.max_batch_size
+        report["settings"]["runtime"] = served.runtime
+        report["settings"]["max_tokens"] = ranker.pair_encoder.max_length
+        report["settings"]["naive"] = f"{teacher_dir} in torch fp32"
+        report["settings"]["max_batch_size"] = serving.max_batch_size
         print(json.dumps(report, indent=1), flush=True)
         requests = workload(args.sizes, max(args.requests, args.naive_requests), args.seed)
 
         torch.set_num_threads(args.threads)
-        batch = load_config(ROOT / "params.yaml").serving.max_batch_size  # as the server
-        fp32 = RankingEngine(ranker, threads=args.threads, max_batch_size=batch)
-        engine = (RankingEngine(quantize_encoder(ranker), threads=args.threads, max_batch_size=batch)
-                  if report["settings"]["quantize"] else fp32)
-        max_len = naive_max_length(ranker)
+        batch = serving.max_batch_size  # as the server
+        fp32 = RankingEngine(fp32_scorer, threads=args.threads, max_batch_size=batch)
+        engine = RankingEngine(served, threads=args.threads, max_batch_size=batch) if served.quantized else fp32
+        max_len = naive_max_length(naive_ranker)
         kind = "int8" if report["settings"]["quantize"] else "fp32"
         parsed = urlparse(url)
         report["http"], report["in_process"], report["naive"], report["speedup"] = {}, {}, {}, {}
@@ -370,7 +392,7 @@ def main() -> None:
             bodies = [json.dumps({"query": r["query"], "candidates": r["candidates"]}).encode() for r in reqs]
             http_load(url, bodies[:3], 1)  # warm connections and the server's product cache path
             engine.rank(reqs[0]["query"], engine_candidates(reqs[0]))
-            naive_score(ranker, reqs[0], max_len)
+            naive_score(naive_ranker, reqs[0], max_len)
 
             # 1. speed ratio: server over HTTP (c=1), optimised in-process and naive, interleaved
             # request by request so that other load on the machine hits all three alike
@@ -385,7 +407,7 @@ def main() -> None:
 
             trio = timed_pair({"server": over_http,
                                "opt": lambda r: engine.rank(r["query"], engine_candidates(r)),
-                               "naive": lambda r: naive_score(ranker, r, max_len)}, reqs[: args.naive_requests])
+                               "naive": lambda r: naive_score(naive_ranker, r, max_len)}, reqs[: args.naive_requests])
             conn.close()
             for res in trio.values():
                 res["pairs_s"] = res["req_s"] * size
@@ -418,7 +440,8 @@ def main() -> None:
         h, f = enc_cfg.hidden_size, enc_cfg.intermediate_size
         peak = max(matmul_gflops(4096, h, f, args.threads), matmul_gflops(4096, f, h, args.threads),
                    matmul_gflops(2048, 2048, 2048, args.threads))
-        fl_padded, fl_real, fl_naive = (flops_per_pair(ranker, x) for x in (padded_len, real_len, max_len))
+        fl_padded, fl_real = (flops_per_pair(ranker, x) for x in (padded_len, real_len))
+        fl_naive = flops_per_pair(naive_ranker, max_len)
         opt_pairs = report["in_process"][f"rank@{big}"]["pairs_s"]
         nai_pairs = report["naive"][f"rank@{big}"]["pairs_s"]
         report["flops"] = {"real_tokens_per_pair": real_len, "padded_tokens_per_pair": padded_len,
@@ -439,8 +462,8 @@ def main() -> None:
               flush=True)
 
         # 4. int8 dynamic quantisation: speed and accuracy cost vs fp32
-        q_engine = (engine if report["settings"]["quantize"]
-                    else RankingEngine(quantize_encoder(ranker), threads=args.threads, max_batch_size=batch))
+        q_engine = (engine if served.quantized else RankingEngine(
+            load_scorer(model_dir, serving.runtime, True, args.threads), threads=args.threads, max_batch_size=batch))
         sample = [r for size in args.sizes for r in requests[size][: args.naive_requests]]
         ref = [fp32.rank(r["query"], engine_candidates(r)).scores["score"] for r in sample]
         q8 = [q_engine.rank(r["query"], engine_candidates(r)).scores["score"] for r in sample]

@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("split", help="split data/raw by query into data/prepared")
     sub.add_parser("pretrain", help="domain-adaptive MLM pretraining")
     sub.add_parser("train", help="multi-task fine-tuning of the cross-encoder")
+    sub.add_parser("distill", help="distil the ranker into the small student that serves, with its ONNX graphs")
     ev = sub.add_parser("evaluate", help="model vs baselines on the test split, or on an outside data set")
     ev.add_argument("--judgments", help="judgments table (docs/data_formats.md)")
     ev.add_argument("--interactions", help="interactions log (docs/data_formats.md)")

@@ -199,6 +199,49 @@ class TrainConfig(Section):
         return self
 
 
+class StudentFields(FieldBudget):
+    """The student's token budget per field: tighter than the teacher's, since serving cost grows
+    with every token (docs/serving.md)."""
+
+    title: int = Field(16, ge=0)
+    brand: int = Field(4, ge=0)
+    category: int = Field(6, ge=0)
+    attributes: int = Field(6, ge=0)
+    description: int = Field(0, ge=0)
+
+
+class DistillConfig(Section):
+    """The ``distill`` stage: a small student cross-encoder trained to reproduce the ranker
+    (src/prodrank/training/distill.py, models/student.py)."""
+
+    layers: int = Field(2, ge=1, le=12)
+    hidden: int = Field(256, ge=8)
+    heads: int = Field(4, ge=1)
+    query_max_tokens: int = Field(8, ge=1)
+    fields: StudentFields = StudentFields()
+    max_queries: int = Field(0, ge=0)  # train queries whose lists the teacher labels; 0 = all
+    hard_candidates: int = Field(8, ge=0)  # BM25 top products per query beyond the shown ones
+    random_candidates: int = Field(4, ge=0)  # uniformly drawn catalogue products per query
+    teacher_batch_size: int = Field(64, ge=1)
+    epochs: int = Field(4, ge=1)
+    queries_per_batch: int = Field(8, ge=1)
+    learning_rate: float = Field(5e-4, gt=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    mse_weight: float = Field(1.0, ge=0)  # per-task log-odds MSE to the teacher
+    listwise_weight: float = Field(1.0, ge=0)  # per-query listwise KL to the teacher, per task
+    label_weight: float = Field(0.0, ge=0)  # BCE on the logged labels of the shown pairs
+
+    @model_validator(mode="after")
+    def _shape_valid(self) -> DistillConfig:
+        if self.hidden % self.heads:
+            raise ValueError(f"distill.hidden ({self.hidden}) must be a multiple of distill.heads ({self.heads})")
+        if self.mse_weight + self.listwise_weight + self.label_weight == 0:
+            raise ValueError("distill: at least one of mse_weight, listwise_weight, label_weight must be > 0")
+        return self
+
+
 class QualityGate(Section):
     minimum: dict[str, float] = {"click.ndcg@10": 0.3}  # metric key in metrics.json -> minimum value
     must_beat: tuple[str, ...] = ("random", "popularity")  # baselines the model must beat on `gate_metric`
@@ -241,8 +284,10 @@ class ServingConfig(Section):
     max_body_bytes: int = Field(1_000_000, ge=1_000)
     max_query_chars: int = Field(500, ge=1)  # longer queries are cut (and flagged truncated)
     max_field_chars: int = Field(5_000, ge=1)  # longer product fields are cut (and flagged truncated)
-    threads: int = Field(2, ge=1, le=256)  # torch intra-op threads of the scoring worker
-    quantize: bool = False  # dynamic int8 quantisation of the encoder's Linear layers
+    threads: int = Field(2, ge=1, le=256)  # intra-op threads of the scoring worker (ONNX Runtime or torch)
+    model: Literal["student", "teacher"] = "student"  # the distilled student, or the trained ranker itself
+    runtime: Literal["onnx", "torch"] = "onnx"  # onnx: the student's exported graph (a teacher serves in torch)
+    quantize: bool = False  # dynamic int8 MatMuls (ONNX: model.int8.onnx; torch: the encoder's Linear layers)
     # pairs per forward pass: a request is scored in length-sorted batches of this many pairs,
     # each padded to its own longest pair (32 measured fastest for MiniLM on 2 cores; a whole
     # rank@100 as one pass pads more). BentoML adaptive (cross-request) batching is off on
@@ -412,6 +457,7 @@ class Config(Section):
     validation: ValidationConfig = ValidationConfig()
     pretrain: PretrainConfig = PretrainConfig()
     train: TrainConfig = TrainConfig()
+    distill: DistillConfig = DistillConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     serving: ServingConfig = ServingConfig()
     orchestration: OrchestrationConfig = OrchestrationConfig()

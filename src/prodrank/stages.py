@@ -110,12 +110,21 @@ def train(cfg: Config) -> dict:
                     paths.CHECKPOINTS / "train")
 
 
+def distill(cfg: Config) -> dict:
+    from prodrank.training.distill import distill as run
+
+    return run(cfg, paths.PREPARED, paths.RANKER, paths.STUDENT, paths.METRICS / "distill.json", paths.METRICS / "train.json")
+
+
 def evaluate(cfg: Config) -> dict:
-    """Model vs baselines on the test split; raises QualityGateError when the gate fails."""
+    """The model that serves (``serving.model``) beside the teacher and the baselines on the
+    test split; raises QualityGateError when the gate fails."""
     from prodrank.evaluation.evaluate import evaluate_split
 
-    return evaluate_split(cfg, paths.PREPARED, paths.RANKER, paths.METRICS / "evaluate.json",
-                          paths.EVALUATION_REPORTS, paths.PLOTS)
+    student = cfg.serving.model == "student"
+    return evaluate_split(cfg, paths.PREPARED, paths.STUDENT if student else paths.RANKER,
+                          paths.METRICS / "evaluate.json", paths.EVALUATION_REPORTS, paths.PLOTS,
+                          teacher_dir=paths.RANKER if student else None)
 
 
 def evaluate_validation(cfg: Config, ranker_dir: str | Path, out_dir: str | Path) -> dict:
@@ -151,7 +160,7 @@ def package(cfg: Config) -> dict:
     """Put the gated ranker into the BentoML model store; writes models/package.json."""
     from prodrank.serving.packaging import package as run
 
-    return run(cfg)
+    return run(cfg, student_dir=paths.STUDENT)
 
 
 def ablate(cfg: Config) -> object:

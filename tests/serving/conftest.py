@@ -20,6 +20,7 @@ TRAIN = {"expert_hidden": 16, "tower_hidden": 8, "n_experts": 2, "max_steps": 4,
          "checkpoint_every": 2, "queries_per_batch": 4, "candidates_per_query": 5, "learning_rate": 1e-3,
          "dropout": 0.0, "patience": 10, "max_eval_queries": 50,
          "product_features": ["price", "rating"]}  # so the serving path carries request prices and ratings
+DISTILL = {"layers": 1, "hidden": 16, "heads": 2, "epochs": 1, "hard_candidates": 3, "random_candidates": 2}
 GATE_PASSED = {"methods": {"prodrank": {"click": {"ndcg@10": 0.81, "ndcg@10_ci": [0.7, 0.9], "mrr": 0.7},
                                         "purchase": {"ndcg@10": 0.6}}},
                "n_queries": 8, "quality_gate": {"passed": True, "problems": []}}
@@ -28,15 +29,18 @@ GATE_FAILED = {**GATE_PASSED, "quality_gate": {"passed": False, "problems": ["cl
 
 @pytest.fixture(scope="session")
 def serving_data(tmp_path_factory, tiny_init_dir) -> dict:
-    """A tiny ranker (text + price and rating) trained for 4 steps on the handmade catalogue, and that catalogue."""
+    """A tiny ranker (text + price and rating) trained for 4 steps on the handmade catalogue, its
+    distilled student (with ONNX graphs), and that catalogue."""
+    from prodrank.training.distill import distill
     from prodrank.training.finetune import finetune
 
     root = tmp_path_factory.mktemp("serving_model")
     prepared = make_prepared(root / "prepared")
-    cfg = resolve({"train": TRAIN})
+    cfg = resolve({"train": TRAIN, "distill": DISTILL})
     finetune(cfg, prepared, tiny_init_dir, root / "ranker", root / "plots", root / "metrics.json", root / "ckpt")
+    distill(cfg, prepared, root / "ranker", root / "student", root / "distill.json")
     products = product_fields(pd.read_parquet(prepared / "catalog.parquet"))
-    return {"ranker_dir": root / "ranker", "products": products, "prepared": prepared}
+    return {"ranker_dir": root / "ranker", "student_dir": root / "student", "products": products, "prepared": prepared}
 
 
 @pytest.fixture()
@@ -71,7 +75,8 @@ def http(method: str, url: str, body: bytes | dict | None = None, content_type: 
         return status, raw.decode("utf-8", "replace")
 
 
-def package_model(root: Path, ranker_dir: Path, serving: dict | None = None, catalog: Path | None = None) -> dict:
+def package_model(root: Path, ranker_dir: Path, serving: dict | None = None, catalog: Path | None = None,
+                  student_dir: Path | None = None) -> dict:
     """Package ``ranker_dir`` into a BentoML home under ``root`` with a params.yaml whose serving
     section has ``serving`` overrides, and the search index of ``catalog`` (None: no index, as a
     model packaged before /search existed); returns the home, params path, log dir and model tag."""
@@ -90,7 +95,7 @@ def package_model(root: Path, ranker_dir: Path, serving: dict | None = None, cat
     os.environ["BENTOML_HOME"] = str(home)
     try:
         manifest = package(load_config(params_path), ranker_dir, metrics_path, root / "package.json",
-                           catalog or root / "no-catalog.parquet")
+                           catalog or root / "no-catalog.parquet", student_dir=student_dir)
     finally:
         if saved is None:
             os.environ.pop("BENTOML_HOME", None)
@@ -99,10 +104,11 @@ def package_model(root: Path, ranker_dir: Path, serving: dict | None = None, cat
     return {"home": home, "params": params_path, "log_dir": log_dir, "tag": manifest["tag"]}
 
 
-def launch_server(root: Path, ranker_dir: Path, serving: dict | None = None, catalog: Path | None = None) -> dict:
+def launch_server(root: Path, ranker_dir: Path, serving: dict | None = None, catalog: Path | None = None,
+                  student_dir: Path | None = None) -> dict:
     """:func:`package_model`, then `bentoml serve` on 127.0.0.1:<free port>, returned once /readyz
     answers 200: its URL, the ServerProcess, log dir, model tag and paths."""
-    packaged = package_model(root, ranker_dir, serving, catalog)
+    packaged = package_model(root, ranker_dir, serving, catalog, student_dir)
     process = ServerProcess.start({"BENTOML_HOME": str(packaged["home"]), "PRODRANK_PARAMS": str(packaged["params"])},
                                   root / "server.log", cwd=PROJECT_ROOT)
     info = {**packaged, "url": process.url, "server": process, "server_log": process.log_path}
@@ -118,7 +124,8 @@ def launch_server(root: Path, ranker_dir: Path, serving: dict | None = None, cat
 def server(tmp_path_factory, serving_data):
     """`bentoml serve` with the tiny model (see :func:`launch_server`), packaged without a search
     index like a model from before /search; stopped with SIGTERM by PID."""
-    info = launch_server(tmp_path_factory.mktemp("server"), serving_data["ranker_dir"])
+    info = launch_server(tmp_path_factory.mktemp("server"), serving_data["ranker_dir"],
+                         student_dir=serving_data["student_dir"])
     try:
         yield info
     finally:
@@ -130,7 +137,7 @@ def search_server(tmp_path_factory, serving_data):
     """`bentoml serve` with the tiny model and the search index of its 32-product catalogue
     (/search tests and the browser test); its own request log."""
     info = launch_server(tmp_path_factory.mktemp("search_server"), serving_data["ranker_dir"],
-                         catalog=serving_data["prepared"] / "catalog.parquet")
+                         catalog=serving_data["prepared"] / "catalog.parquet", student_dir=serving_data["student_dir"])
     try:
         yield info
     finally:

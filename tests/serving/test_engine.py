@@ -8,7 +8,8 @@ from torch import nn
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 from prodrank.models.ranker import load_ranker
-from prodrank.serving.engine import RankingEngine, compare_rankings, quantize_encoder
+from prodrank.models.runtime import load_scorer, quantize_encoder
+from prodrank.serving.engine import RankingEngine, compare_rankings
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +99,8 @@ def test_warm_up_and_quantized_comparison(serving_data, ranker):
     assert report["requests"] == 2 and report["pearson"] > 0.99 and report["spearman"] > 0.9
     same = compare_rankings(ref, ref, k=10)
     assert same["spearman"] == pytest.approx(1) and same["self_ndcg@10"] == pytest.approx(1)
-    RankingEngine(load_ranker(serving_data["ranker_dir"]), quantize=True).warm_up()
+    RankingEngine(load_scorer(serving_data["ranker_dir"], "torch", quantize=True)).warm_up()
+    RankingEngine(load_scorer(serving_data["student_dir"], "onnx", quantize=True)).warm_up()
 
 
 @pytest.mark.parametrize("text", ["\u200b", "\x00\x01", "🛋️ sofa 🛋️", "ספה אדומה", "a" * 3000, "\ufffd", " ".join(["x"] * 2000)])

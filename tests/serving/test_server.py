@@ -8,7 +8,7 @@ import json
 import bentoml
 import pytest
 
-from prodrank.models.ranker import load_ranker
+from prodrank.models.runtime import load_scorer
 from prodrank.serving.request_log import read_log
 from tests.serving.conftest import http
 
@@ -33,7 +33,7 @@ def test_served_ranking_matches_the_in_process_model(server, serving_data):
         response = client.rank(query="blue drill", candidates=candidates(products, ids))
     results = response["results"]
     SERVED.append(response["request_id"])
-    direct = load_ranker(serving_data["ranker_dir"]).score(["blue drill"] * len(ids), ids, products)
+    direct = load_scorer(serving_data["student_dir"], "onnx").score(["blue drill"] * len(ids), ids, products)
     expected = [ids[i] for i in sorted(range(len(ids)), key=lambda i: (-direct["score"][i], i))]
     assert [r["id"] for r in results] == expected
     by_id = {r["id"]: r for r in results}
@@ -56,6 +56,11 @@ def test_probes_and_metadata(server):
     assert meta["product_features"] == ["price", "rating"]  # the fixture model reads both
     assert meta["metrics"]["click.ndcg@10"] == pytest.approx(0.81) and len(meta["params_hash"]) == 64
     assert meta["serving"]["max_candidates"] == 50 and meta["serving"]["warmup_ms"] > 0
+    # the distilled student serves on ONNX Runtime, and says so with its shape
+    assert meta["served_model"] == {"model": "student", "runtime": "onnx", "quantized": False,
+                                    "max_tokens": meta["served_model"]["max_tokens"]}
+    assert meta["student"]["hidden"] == 16 and meta["student"]["layers"] == 1
+    assert meta["student"]["onnx"]["max_abs_score_diff_fp32"] < 1e-4
 
 
 BAD = [  # (body, expected status, field named in the error)

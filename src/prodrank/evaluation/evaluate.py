@@ -28,7 +28,7 @@ from prodrank.data.labels import grade_range, task_targets
 from prodrank.data.schema import EXPECTED_PREFIX, FREQUENCY_BUCKETS, GAP_TAGS
 from prodrank.evaluation.baselines import BASELINES, EvalSet
 from prodrank.evaluation.report import render, render_html
-from prodrank.evaluation.targets import GRADED, MODEL, ORACLE, TRUE_SUFFIX, is_expected_rate
+from prodrank.evaluation.targets import GRADED, MODEL, ORACLE, TEACHER, TRUE_SUFFIX, is_expected_rate
 from prodrank.io import atomic_path, write_json, write_parquet, write_text
 from prodrank.metrics import per_query_metrics
 
@@ -190,17 +190,24 @@ def quality_gate(summary: dict, cfg: Config) -> list[str]:
 
 
 def evaluate_pairs(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, catalog: pd.DataFrame,
-                   train_pairs: pd.DataFrame, ranker_dir: Path, baselines: tuple[str, ...]) -> tuple[Evaluation, pd.DataFrame]:
-    """Score ``pairs`` with the model and the baselines; return metrics and the model's predictions."""
-    from prodrank.models.ranker import load_ranker  # lazy: torch; the data and report code runs without it
+                   train_pairs: pd.DataFrame, ranker_dir: Path, baselines: tuple[str, ...],
+                   teacher_dir: Path | None = None) -> tuple[Evaluation, pd.DataFrame]:
+    """Score ``pairs`` with the model (on the runtime it serves with), the teacher it was
+    distilled from (when given) and the baselines; return metrics and the model's predictions."""
+    # lazy: torch; the data and report code runs without it
+    from prodrank.models.ranker import load_ranker
+    from prodrank.models.runtime import load_scorer
 
-    ranker = load_ranker(ranker_dir)
+    ranker = load_scorer(ranker_dir, cfg.serving.runtime, cfg.serving.quantize, cfg.runtime.threads)
     catalog = catalog.set_index("product_id", drop=False)
-    needed = catalog.loc[pairs["product_id"].unique()]
-    log.info("scoring %d pairs of %d queries with the model", len(pairs), pairs["query_id"].nunique())
-    predictions = ranker.score(pairs["query"].tolist(), pairs["product_id"].tolist(), product_fields(needed),
-                               batch_size=cfg.train.score_batch_size)
+    products = product_fields(catalog.loc[pairs["product_id"].unique()])
+    queries_, pids = pairs["query"].tolist(), pairs["product_id"].tolist()
+    log.info("scoring %d pairs of %d queries with the model (%s)", len(pairs), pairs["query_id"].nunique(), ranker.runtime)
+    predictions = ranker.score(queries_, pids, products, batch_size=cfg.train.score_batch_size)
     scores = {MODEL: predictions["score"]}
+    if teacher_dir is not None:
+        log.info("scoring the teacher")
+        scores[TEACHER] = load_ranker(teacher_dir).score(queries_, pids, products, batch_size=cfg.train.score_batch_size)["score"]
     data = EvalSet(pairs, catalog, train_pairs, cfg.seed)
     for name in baselines:
         if name not in BASELINES:
@@ -219,11 +226,11 @@ def evaluate_pairs(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, cata
 def run_evaluation(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, catalog: pd.DataFrame,
                    train_pairs: pd.DataFrame, ranker_dir: Path, metrics_path: Path, report_dir: Path,
                    plots_dir: Path | None, baselines: tuple[str, ...], title: str, apply_gate: bool = True,
-                   inputs: dict[str, str] | None = None) -> dict:
+                   inputs: dict[str, str] | None = None, teacher_dir: Path | None = None) -> dict:
     """Evaluate, write metrics/report/plots, then apply the quality gate (after writing,
     so a failing model's numbers are still there to read). ``inputs``: {file: sha256} of the
     data files evaluated, recorded with the metrics."""
-    evaluation, predictions = evaluate_pairs(cfg, pairs, queries, catalog, train_pairs, ranker_dir, baselines)
+    evaluation, predictions = evaluate_pairs(cfg, pairs, queries, catalog, train_pairs, ranker_dir, baselines, teacher_dir)
     summary = summarise(evaluation, cfg)
     key = f"ndcg@{max(cfg.evaluate.ks)}"
     slices = slice_table(evaluation, key)
@@ -250,9 +257,9 @@ def run_evaluation(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, cata
 
 
 def evaluate_split(cfg: Config, prepared_dir: Path, ranker_dir: Path, metrics_path: Path, report_dir: Path,
-                   plots_dir: Path | None, split: str = "test") -> dict:
-    """The pipeline's evaluate stage: the test split, all configured baselines, the quality
-    gate. ``split="valid"`` scores the validation split instead, for choosing between
+                   plots_dir: Path | None, split: str = "test", teacher_dir: Path | None = None) -> dict:
+    """The pipeline's evaluate stage: the test split, all configured baselines (and the
+    teacher, when ``ranker_dir`` is its student), the quality gate. ``split="valid"`` scores the validation split instead, for choosing between
     variants without reading the test split (no gate: nothing is packaged from it)."""
     pairs, queries = load_eval_pairs(prepared_dir, split)
     train_pairs, _ = load_eval_pairs(prepared_dir, "train")
@@ -262,7 +269,7 @@ def evaluate_split(cfg: Config, prepared_dir: Path, ranker_dir: Path, metrics_pa
     catalog = pd.read_parquet(prepared_dir / "catalog.parquet")
     return run_evaluation(cfg, pairs, queries, catalog, train_pairs, ranker_dir, metrics_path, report_dir, plots_dir,
                           cfg.evaluate.baselines, f"prodrank evaluation — profile {cfg.profile}, {split} split",
-                          apply_gate=split == "test")
+                          apply_gate=split == "test", teacher_dir=teacher_dir)
 
 
 LEARNED_BASELINES = ("lambdamart",)

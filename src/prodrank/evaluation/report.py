@@ -7,7 +7,7 @@ from html import escape
 
 import pandas as pd
 
-from prodrank.evaluation.targets import MODEL, ORACLE, TRUE_SUFFIX, is_expected_rate
+from prodrank.evaluation.targets import MODEL, ORACLE, TEACHER, TRUE_SUFFIX, is_expected_rate
 
 
 def _fmt(value: float | None) -> str:
@@ -22,13 +22,17 @@ def claims(summary: dict, key: str, alpha: float = 0.05) -> list[str]:
         beaten, lost = [], []
         for baseline, tests in summary["significance"].items():
             test = tests.get(f"{target}.{key}")
-            if test is None:
+            if test is None or baseline == TEACHER:  # the teacher is what the served model was distilled from
                 continue
             (beaten if test["diff"] > 0 and test["p_value"] < alpha else lost).append(
                 f"{baseline} (Δ={test['diff']:+.4f}, p={test['p_value']:.3g})")
         verdict = "HOLDS" if beaten and not lost else "DOES NOT HOLD"
         lines.append(f"- **{target} {key}: the model beats every baseline significantly — {verdict}.**"
                      + (f" Not significantly better than: {', '.join(lost)}." if lost else ""))
+        distilled = summary["significance"].get(TEACHER, {}).get(f"{target}.{key}")
+        if distilled is not None:
+            lines.append(f"  - The served student against the teacher it was distilled from: Δ={distilled['diff']:+.4f} "
+                         f"(p={distilled['p_value']:.3g}).")
         oracle = summary["methods"].get(ORACLE, {}).get(target, {}).get(key)
         production = summary["methods"].get("production", {}).get(target, {}).get(key)
         logged = not target.endswith(TRUE_SUFFIX)

@@ -23,7 +23,7 @@ from typing import Any
 
 from prodrank import paths
 from prodrank.config import Config
-from prodrank.evaluation.targets import MODEL, ORACLE, TRUE_SUFFIX
+from prodrank.evaluation.targets import MODEL, ORACLE, TEACHER, TRUE_SUFFIX
 from prodrank.io import write_json, write_text
 
 RESULTS_DIR = Path("docs/results")
@@ -34,8 +34,8 @@ END = "<!-- results:end -->"
 METRIC = "ndcg@10"
 ALPHA = 0.05
 # the rows of every table, strongest baselines first; methods a profile lacks are left out
-METHOD_ORDER = (MODEL, "minilm_biencoder", "bm25", "lambdamart", "production", "popularity", "random", ORACLE)
-METHOD_NAMES = {MODEL: "**prodrank**", "minilm_biencoder": "MiniLM bi-encoder, zero-shot", "bm25": "BM25 (bm25s)",
+METHOD_ORDER = (MODEL, TEACHER, "minilm_biencoder", "bm25", "lambdamart", "production", "popularity", "random", ORACLE)
+METHOD_NAMES = {MODEL: "**prodrank**", TEACHER: "teacher (the cross-encoder it was distilled from)", "minilm_biencoder": "MiniLM bi-encoder, zero-shot", "bm25": "BM25 (bm25s)",
                 "lambdamart": "LambdaMART (LightGBM)", "production": "production (logged order)",
                 "popularity": "popularity", "random": "random", ORACLE: "oracle (ceiling)"}
 
@@ -144,7 +144,7 @@ def ablation_rows(rows: list[dict[str, Any]]) -> list[str]:
 
 def beaten_everywhere(rec: Recorded) -> str:
     """One sentence: whether prodrank beats every baseline on every headline target, and the largest p."""
-    tests = [t for method, per in rec.evaluation["significance"].items() if method != ORACLE
+    tests = [t for method, per in rec.evaluation["significance"].items() if method not in (ORACLE, TEACHER)
              for target in rec.targets() if (t := per.get(f"{target}.{METRIC}"))]
     if not tests:
         return "no paired tests recorded"

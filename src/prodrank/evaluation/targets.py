@@ -3,7 +3,8 @@ not baselines and the ground-truth targets. A module of their own so that the ev
 import the report that renders it, and the report these names, without an import cycle."""
 from __future__ import annotations
 
-MODEL = "prodrank"
+MODEL = "prodrank"  # the model that serves (serving.model: the distilled student by default)
+TEACHER = "teacher"  # the trained ranker the student was distilled from, scored beside it
 ORACLE = "oracle"
 GRADED = "relevance_true"
 TRUE_SUFFIX = "_true"  # a target measured against the ground truth, not the biased log

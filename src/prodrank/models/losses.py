@@ -149,3 +149,37 @@ class UncertaintyWeighting(nn.Module):
 
     def current_weights(self) -> dict[str, float]:
         return {t: float(torch.exp(-self.log_variance[i].detach())) for i, t in enumerate(self.tasks)}
+
+
+class LogitMSE(nn.Module):
+    """Mean squared error between student and teacher log-odds of one task (soft-label
+    distillation, Hinton et al. 2015, on logits as in Ba & Caruana 2014).
+
+    Log-odds rather than probabilities: a purchase probability of 1e-3 against 1e-2 is a large
+    difference in ranking terms and a negligible one in probability terms. With chained tasks
+    the log-odds of the unconditional p_k are log p_k - log(1 - p_k).
+
+    student_log_p, student_log_not_p  [B]  the student's log p and log(1 - p)
+    teacher_logit                     [B]  the teacher's log-odds
+    """
+
+    def forward(self, student_log_p: torch.Tensor, student_log_not_p: torch.Tensor,
+                teacher_logit: torch.Tensor) -> torch.Tensor:
+        return ((student_log_p - student_log_not_p) - teacher_logit).pow(2).mean()
+
+
+class ListwiseKL(nn.Module):
+    """KL(teacher || student) of the per-query softmax over candidates (listwise distillation):
+    the student matches how the teacher spreads probability over a query's list, which is what
+    a ranking uses, rather than each score on its own.
+
+    student_scores, teacher_scores  [Q, L]  per-query scores (log p of a task)
+    mask                            [Q, L]  True for real items
+    """
+
+    def forward(self, student_scores: torch.Tensor, teacher_scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        target = torch.softmax(teacher_scores.masked_fill(~mask, float("-inf")), dim=1)
+        log_student = torch.log_softmax(student_scores.masked_fill(~mask, float("-inf")), dim=1)
+        log_target = torch.log(target.clamp_min(1e-30))
+        per_query = (target * (log_target - log_student)).masked_fill(~mask, 0.0).sum(dim=1)
+        return per_query.mean()

@@ -69,14 +69,24 @@ class CrossEncoderRanker(nn.Module):
         return self.head(hidden, similarity)
 
 
-@dataclass
-class LoadedRanker:
-    model: CrossEncoderRanker
+class BatchScorer:
+    """Scores (query, product) pairs in length-sorted batches; subclasses run one batch.
+
+    Pairs are sorted by token length and each batch is padded only to its own longest
+    pair: padding to a fixed max length costs ~4x on CPU. Results come back in input order.
+    """
+
     pair_encoder: PairEncoder
+    runtime: str  # "torch" or "onnx", as /metadata reports it
+    quantized: bool  # int8 weights
 
     @property
     def tasks(self) -> tuple[str, ...]:
-        return self.model.tasks
+        raise NotImplementedError
+
+    def score_batch(self, batch: EncodedBatch) -> dict[str, np.ndarray]:
+        """{"score": [B], "<task>": p_task [B]} for one encoded batch."""
+        raise NotImplementedError
 
     def score(
         self,
@@ -85,29 +95,46 @@ class LoadedRanker:
         products: Mapping[str, Mapping[str, str | float | None]],
         batch_size: int = 64,
     ) -> dict[str, np.ndarray]:
-        """Score pairs; returns {"score": [N], "<task>": p_task [N], "truncated": [N]}.
-
-        Pairs are sorted by token length and each batch is padded only to its own longest
-        pair: padding to a fixed max length costs ~4x on CPU. Results come back in input order.
-        """
-        self.model.eval()
+        """Score pairs; returns {"score": [N], "<task>": p_task [N], "truncated": [N]}."""
         self.pair_encoder.encode_products(products)
         lengths = self.pair_encoder.pair_lengths(queries, product_ids)
         order = np.argsort(lengths, kind="stable")
         n = len(order)
         out = {name: np.zeros(n, dtype=np.float64) for name in ("score", *self.tasks)}
         truncated = np.zeros(n, dtype=bool)
-        device = next(self.model.parameters()).device
-        with torch.inference_mode():
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                batch = self.pair_encoder.encode([queries[i] for i in idx], [product_ids[i] for i in idx])
-                output = self.model(batch.to(device))
-                out["score"][idx] = self.model.head.ranking_score(output).double().cpu().numpy()
-                for task, p in output.probabilities().items():
-                    out[task][idx] = p.double().cpu().numpy()
-                truncated[idx] = batch.truncated.numpy()
+        for start in range(0, n, batch_size):
+            idx = order[start : start + batch_size]
+            batch = self.pair_encoder.encode([queries[i] for i in idx], [product_ids[i] for i in idx])
+            for name, values in self.score_batch(batch).items():
+                out[name][idx] = values
+            truncated[idx] = batch.truncated.numpy()
         out["truncated"] = truncated
+        return out
+
+
+@dataclass
+class LoadedRanker(BatchScorer):
+    """A ranker in torch: the reference runtime (and the one training uses)."""
+
+    model: CrossEncoderRanker
+    pair_encoder: PairEncoder
+    quantized: bool = False
+    runtime = "torch"
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.model.tasks
+
+    def score(self, *args, **kwargs) -> dict[str, np.ndarray]:
+        self.model.eval()  # no dropout, whatever mode training left the model in
+        return super().score(*args, **kwargs)
+
+    @torch.inference_mode()
+    def score_batch(self, batch: EncodedBatch) -> dict[str, np.ndarray]:
+        device = next(self.model.parameters()).device
+        output = self.model(batch.to(device))
+        out = {"score": self.model.head.ranking_score(output).double().cpu().numpy()}
+        out.update({task: p.double().cpu().numpy() for task, p in output.probabilities().items()})
         return out
 
 

@@ -25,7 +25,7 @@ from prodrank.monitoring import features as F
 from prodrank.monitoring.logwindow import Window, as_utc, read_window, window_name
 from prodrank.monitoring.report import build_report, threshold_text, write_report
 from prodrank.monitoring.trigger import RetrainFn, trigger_retrain
-from prodrank.serving.registry import RANKER_SUBDIR, load_packaged, model_metadata
+from prodrank.serving.registry import load_packaged, model_metadata, served_dir
 
 log = logging.getLogger("prodrank.monitoring")
 
@@ -44,7 +44,7 @@ def _model_path(tag: str | None, cfg: Config) -> Path | None:
     if not tag or tag == "evaluation":
         return None
     try:
-        return Path(model_metadata(tag, cfg)["path"]) / RANKER_SUBDIR
+        return served_dir(model_metadata(tag, cfg)["path"], cfg.serving.model)
     except Exception:  # noqa: BLE001 - not in this store
         return None
 

@@ -62,13 +62,13 @@ from prodrank.orchestration.stageflow import STAGES  # noqa: E402
 from prodrank.orchestration.workspace import Snapshot  # noqa: E402
 from prodrank.serving.promotion import RETRAIN_RUN_ENV, decide  # noqa: E402
 from prodrank.serving.registry import (  # noqa: E402
-    RANKER_SUBDIR,
     champion,
     dvc_data_version,
     metrics_summary,
     model_metadata,
     promote,
     save_model,
+    served_dir,
     verify_files,
 )
 
@@ -228,7 +228,8 @@ def read_gate(root: Path, since: float) -> dict[str, Any] | None:
 def package_challenger(root: Path, metrics: dict[str, Any], cfg: Config) -> str:
     """The challenger in the BentoML store (``save_model`` is idempotent: the package stage may
     have stored it already)."""
-    return save_model(root / paths.RANKER, metrics, cfg, root / paths.PREPARED / "catalog.parquet")
+    return save_model(root / paths.RANKER, metrics, cfg, root / paths.PREPARED / "catalog.parquet",
+                      student_dir=root / paths.STUDENT)
 
 
 @task(name="freeze-benchmark", **TASK_OPTIONS)
@@ -242,7 +243,7 @@ def benchmark_evaluation(cfg: Config, tag: str, role: str, out_dir: Path, root: 
     info = model_metadata(tag, cfg)
     model_path = Path(info["path"])
     verify_files(model_path, info["metadata"].get("files") or {})
-    return benchmark.evaluate(cfg, model_path / RANKER_SUBDIR, out_dir, f"{role} {tag} on the frozen benchmark", root)
+    return benchmark.evaluate(cfg, served_dir(model_path, cfg.serving.model), out_dir, f"{role} {tag} on the frozen benchmark", root)
 
 
 @flow(name="prodrank-compare", persist_result=False, validate_parameters=False, log_prints=True)

@@ -31,7 +31,7 @@ from prodrank.serving.registry import RegistryError, TamperedModelError
 
 # the pipeline's stages, in dvc.yaml order (what `python flows/stages.py` runs by default); any other
 # stage function added to prodrank.stages (e.g. `ablate`) runs as a flow the same way
-STAGES = ("inputs", "ingest", "validate", "split", "pretrain", "train", "evaluate", "package")
+STAGES = ("inputs", "ingest", "validate", "split", "pretrain", "train", "distill", "evaluate", "package")
 NOT_STAGES = frozenset({"read_tables", "write_tables", "evaluate_external"})  # helpers in prodrank.stages
 MODE_ENV = "PRODRANK_PREFECT"
 TAGS_ENV = "PRODRANK_PREFECT_TAGS"

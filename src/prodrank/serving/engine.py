@@ -2,15 +2,17 @@
 the benchmark all use it).
 
 Speed, on CPU:
-- a request is one batched scoring call: :meth:`LoadedRanker.score` sorts its pairs by token
-  length, cuts them into batches of ``serving.max_batch_size`` (32) and pads each batch only
-  to its own longest pair, under ``torch.inference_mode`` (one pass per request would pad
-  every pair to the request's longest: measured ~17 % slower for MiniLM at rank@100);
-- threads set explicitly (``torch.set_num_threads(serving.threads)``, one inter-op thread);
+- the served model is the distilled student on ONNX Runtime (:mod:`prodrank.models.runtime`),
+  or any saved ranker in torch; both are a :class:`~prodrank.models.ranker.BatchScorer`;
+- a request is one batched scoring call: :meth:`BatchScorer.score` sorts its pairs by token
+  length, cuts them into batches of ``serving.max_batch_size`` and pads each batch only
+  to its own longest pair (one pass per request would pad every pair to the request's
+  longest: measured ~17 % slower for MiniLM at rank@100);
+- threads set explicitly (``serving.threads``, one inter-op thread);
 - products are tokenised once and cached by (id, content hash): a product whose text
   changes between requests is re-tokenised, never served stale; the cache is bounded;
-- optional dynamic int8 quantisation of the encoder's Linear layers (``serving.quantize``),
-  whose accuracy cost :func:`compare_rankings` measures against fp32.
+- optional int8 (``serving.quantize``), whose accuracy cost :func:`compare_rankings`
+  measures against fp32.
 """
 from __future__ import annotations
 
@@ -18,7 +20,6 @@ import hashlib
 import json
 import logging
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ import torch
 
 from prodrank.data.schema import CATALOG_TEXT_FIELDS
 from prodrank.metrics import ndcg_at_k
-from prodrank.models.ranker import LoadedRanker
+from prodrank.models.ranker import BatchScorer
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +53,6 @@ class _BoundedCache(OrderedDict):
         super().__setitem__(key, value)
         while len(self) > self.maxsize:
             self.popitem(last=False)
-
-
-def quantize_encoder(ranker: LoadedRanker, inplace: bool = False) -> LoadedRanker:
-    """Dynamic int8 quantisation of the encoder's Linear layers (weights int8, activations
-    quantised per batch); the multi-task head stays fp32. ``inplace=False`` leaves
-    ``ranker`` untouched (a deep copy is quantised) so both can be compared."""
-    import copy
-
-    from torch import nn
-
-    model = ranker.model if inplace else copy.deepcopy(ranker.model)
-    with warnings.catch_warnings():  # torch.ao.quantization is deprecated in favour of torchao (not installed)
-        warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
-
-        model.encoder = quantize_dynamic(model.encoder, {nn.Linear}, dtype=torch.qint8, inplace=True)
-    model.eval()
-    return LoadedRanker(model, ranker.pair_encoder)
 
 
 @dataclass
@@ -102,8 +85,7 @@ class RankOutcome:
 class RankingEngine:
     """Scores one ranking request as one batched forward pass."""
 
-    def __init__(self, ranker: LoadedRanker, *, threads: int = 2, quantize: bool = False,
-                 max_batch_size: int = 32, max_query_chars: int = 500, max_field_chars: int = 5000,
+    def __init__(self, ranker: BatchScorer, *, threads: int = 2, max_batch_size: int = 32, max_query_chars: int = 500, max_field_chars: int = 5000,
                  product_cache_size: int = 50_000) -> None:
         torch.set_num_threads(threads)
         try:
@@ -111,9 +93,7 @@ class RankingEngine:
         except RuntimeError:  # already set in this process (only allowed once)
             pass
         self.threads = threads
-        self.quantized = quantize
-        self.ranker = quantize_encoder(ranker, inplace=True) if quantize else ranker
-        self.ranker.model.eval()
+        self.ranker = ranker
         self.max_batch_size = max_batch_size
         self.max_query_chars = max_query_chars
         self.max_field_chars = max_field_chars

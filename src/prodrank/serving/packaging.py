@@ -18,13 +18,13 @@ from prodrank.serving.promotion import (
     package_decision,
 )
 from prodrank.serving.registry import (
-    RANKER_SUBDIR,
     RegistryError,
     champion,
     model_metadata,
     promote,
     record_decision,
     save_model,
+    served_dir,
     verify_files,
     write_package_manifest,
 )
@@ -50,17 +50,22 @@ def benchmark_scorer(cfg: Config, metric: str) -> BenchmarkScorer | None:
         meta = model_metadata(tag, cfg)
         verify_files(Path(meta["path"]), meta["metadata"].get("files") or {})
         with tempfile.TemporaryDirectory(prefix="prodrank-package-") as out:
-            summary = benchmark.evaluate(cfg, Path(meta["path"]) / RANKER_SUBDIR, Path(out), f"{tag} on the frozen benchmark")
+            summary = benchmark.evaluate(cfg, served_dir(meta["path"], cfg.serving.model), Path(out),
+                                         f"{tag} on the frozen benchmark")
         return benchmark.score(summary, metric)
 
     return score
 
 
 def package(cfg: Config, ranker_dir: str | Path = paths.RANKER, metrics_path: str | Path = paths.METRICS / "evaluate.json",
-            out: str | Path = PACKAGE_MANIFEST, catalog: str | Path = paths.PREPARED / "catalog.parquet") -> dict:
-    """Save the ranker that passed the quality gate, promote it when it should serve (module
-    doc of :mod:`prodrank.serving.promotion`), say what serves, and write ``models/package.json``.
+            out: str | Path = PACKAGE_MANIFEST, catalog: str | Path = paths.PREPARED / "catalog.parquet",
+            student_dir: str | Path | None = None) -> dict:
+    """Save the ranker that passed the quality gate with its student (None: a teacher-only
+    model), promote it when it should serve (module doc of :mod:`prodrank.serving.promotion`),
+    say what serves, and write ``models/package.json``.
     ``catalog``: the products ``/search`` retrieves from (indexed into the packaged model)."""
+    if student_dir is not None and not (Path(student_dir) / "ranker.json").exists():
+        raise FileNotFoundError(f"{student_dir} is not a saved student: run the distill stage first")
     metrics_path = Path(metrics_path)
     if not metrics_path.exists():
         raise FileNotFoundError(f"{metrics_path} not found: run the evaluate stage first")
@@ -68,7 +73,7 @@ def package(cfg: Config, ranker_dir: str | Path = paths.RANKER, metrics_path: st
     gate = metrics.get("quality_gate") or {}
     if gate.get("passed") is not True:
         raise RegistryError("quality gate failed, not packaging: " + "; ".join(gate.get("problems", ["no quality_gate"])))
-    tag = save_model(ranker_dir, metrics, cfg, catalog)
+    tag = save_model(ranker_dir, metrics, cfg, catalog, student_dir=student_dir)
     new = stored_model(tag, cfg)
     current = champion(cfg)
     decision = package_decision(cfg, gate, new, stored_model(current, cfg) if current else None,

@@ -50,7 +50,9 @@ from prodrank.serving import retrieval
 from prodrank.serving.promotion import headline_metric
 
 REGISTRY_FILE = "prodrank-registry.json"
-RANKER_SUBDIR = "ranker"
+RANKER_SUBDIR = "ranker"  # the trained ranker (the teacher)
+STUDENT_SUBDIR = "student"  # its distilled student with ONNX graphs, when one was packaged
+MODEL_SUBDIRS = {"teacher": RANKER_SUBDIR, "student": STUDENT_SUBDIR}  # serving.model -> folder
 PREPARED_DATA = "data/prepared"
 
 
@@ -208,10 +210,29 @@ def _list(cfg: Config | None = None) -> list:
 
 
 # -- public API ----------------------------------------------------------------------------
+def served_dir(model_path: str | Path, model: str) -> Path:
+    """The folder of a packaged model that ``serving.model`` names; the teacher for a model
+    packaged without a student."""
+    student = Path(model_path) / STUDENT_SUBDIR
+    return student if model == "student" and student.is_dir() else Path(model_path) / RANKER_SUBDIR
+
+
+def student_summary(student_dir: Path) -> dict[str, Any]:
+    """Shape and export record of a distilled student, for /metadata."""
+    from transformers import BertConfig  # lazy: transformers, only when a student is packaged
+
+    encoder = BertConfig.from_pretrained(student_dir / "encoder")
+    budget = json.loads((student_dir / "ranker.json").read_text())["input_budget"]
+    onnx = json.loads((student_dir / "onnx.json").read_text()) if (student_dir / "onnx.json").exists() else None
+    return {"layers": encoder.num_hidden_layers, "hidden": encoder.hidden_size, "heads": encoder.num_attention_heads,
+            "input_budget": budget, "onnx": onnx}
+
+
 def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config,
-               catalog: str | Path = paths.PREPARED / "catalog.parquet") -> str:
-    """Package a saved ranker that passed the quality gate, with the search index of ``catalog``
-    beside it (:mod:`prodrank.serving.retrieval`); returns its tag ``name:version``.
+               catalog: str | Path = paths.PREPARED / "catalog.parquet", student_dir: str | Path | None = None) -> str:
+    """Package a saved ranker that passed the quality gate, with its distilled student
+    (``student_dir``, when there is one) and the search index of ``catalog`` beside it
+    (:mod:`prodrank.serving.retrieval`); returns its tag ``name:version``.
 
     Packaging the same ranker files again returns the existing tag instead of a duplicate.
     """
@@ -224,7 +245,9 @@ def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config,
     if not isinstance(gate, Mapping) or gate.get("passed") is not True:
         problems = "; ".join((gate or {}).get("problems", [])) if isinstance(gate, Mapping) else "no quality_gate"
         raise RegistryError(f"refusing to package {ranker_dir}: the quality gate did not pass ({problems})")
-    hashes = file_hashes(ranker_dir)
+    hashes = {f"{RANKER_SUBDIR}/{k}": v for k, v in file_hashes(ranker_dir).items()}
+    if student_dir is not None:
+        hashes.update({f"{STUDENT_SUBDIR}/{k}": v for k, v in file_hashes(Path(student_dir)).items()})
     # the catalogue is part of what is packaged: the same ranker over a changed catalogue (or a
     # model packaged before it had a search index) is a new model
     digest = content_digest({**hashes, **retrieval.catalog_identity(catalog)})
@@ -253,13 +276,16 @@ def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config,
         "profile": cfg.profile,
         "git_revision": git_revision(),
         "data_version": dvc_data_version(),
-        "files": {f"{RANKER_SUBDIR}/{k}": v for k, v in hashes.items()},
+        "files": dict(hashes),
+        "student": student_summary(Path(student_dir)) if student_dir is not None else None,
         "content_sha256": digest,
         "packaged_at": _now(),
     }
     labels = {"stage": "candidate", "gate": "passed", "profile": cfg.profile, "project": "prodrank"}
     with bentoml.models.create(name, labels=labels, metadata=jsonable(metadata, non_finite="keep", drop_none=True), _model_store=store) as model:
         shutil.copytree(ranker_dir, model.path_of(RANKER_SUBDIR))
+        if student_dir is not None:
+            shutil.copytree(student_dir, model.path_of(STUDENT_SUBDIR))
         model.info.metadata["files"].update(retrieval.build_index(catalog, model.path_of(retrieval.INDEX_SUBDIR)))
     tag = str(model.tag)
     with _locked_registry(cfg) as reg:
@@ -335,7 +361,7 @@ def model_metadata(tag: str, cfg: Config | None = None) -> dict[str, Any]:
 
 def verify_files(model_path: Path, expected: Mapping[str, str]) -> None:
     """Raise TamperedModelError naming every changed, missing or unexpected file."""
-    actual = {f"{subdir}/{k}": v for subdir in (RANKER_SUBDIR, retrieval.INDEX_SUBDIR)
+    actual = {f"{subdir}/{k}": v for subdir in (RANKER_SUBDIR, STUDENT_SUBDIR, retrieval.INDEX_SUBDIR)
               for k, v in file_hashes(model_path / subdir).items()}
     changed = sorted(k for k in expected if k in actual and actual[k] != expected[k])
     missing = sorted(set(expected) - set(actual))
@@ -359,15 +385,21 @@ def verify_packaged(tag: str, cfg: Config | None = None):
 
 
 def load_packaged(tag: str, cfg: Config | None = None):
-    """(LoadedRanker, metadata) for a packaged model, after :func:`verify_packaged`."""
-    from prodrank.models.ranker import load_ranker
+    """(BatchScorer, metadata) for a packaged model, after :func:`verify_packaged`: the model
+    ``serving.model`` names, on ``serving.runtime`` (``metadata["serving"]`` says which)."""
+    from prodrank.models.runtime import load_scorer  # lazy: torch
 
+    serving = (cfg or Config()).serving
     model = verify_packaged(tag, cfg)
     metadata = dict(model.info.metadata)
-    path = Path(model.path)
+    directory = served_dir(model.path, serving.model)
+    scorer = load_scorer(directory, serving.runtime, serving.quantize, serving.threads)
     metadata["tag"] = str(model.tag)
     metadata["labels"] = dict(model.info.labels)
-    return load_ranker(path / RANKER_SUBDIR), metadata
+    metadata["serving"] = {"model": "student" if directory.name == STUDENT_SUBDIR else "teacher",
+                           "runtime": scorer.runtime, "quantized": scorer.quantized,
+                           "max_tokens": scorer.pair_encoder.max_length}
+    return scorer, metadata
 
 
 def load_search_index(tag: str, cfg: Config | None = None) -> retrieval.CatalogIndex | None:

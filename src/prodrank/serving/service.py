@@ -217,8 +217,7 @@ class ProdrankRanker:
         try:
             started = time.perf_counter()
             ranker, metadata = registry.load_packaged(self.tag, self.cfg)
-            engine = RankingEngine(ranker, threads=SERVING.threads, quantize=SERVING.quantize,
-                                   max_batch_size=SERVING.max_batch_size, max_query_chars=SERVING.max_query_chars,
+            engine = RankingEngine(ranker, threads=SERVING.threads, max_batch_size=SERVING.max_batch_size, max_query_chars=SERVING.max_query_chars,
                                    max_field_chars=SERVING.max_field_chars,
                                    product_cache_size=SERVING.product_cache_size)
             self.index = registry.load_search_index(self.tag, self.cfg)
@@ -227,8 +226,10 @@ class ProdrankRanker:
             self.warmup_ms = (time.perf_counter() - loaded) * 1000
             self.engine, self.metadata = engine, metadata
             self._ready.set()
-            log.info("serving %s (tasks %s, quantize=%s): loaded in %.1f s, warm-up %.0f ms", self.tag,
-                     ",".join(engine.tasks), SERVING.quantize, loaded - started, self.warmup_ms)
+            served = metadata["serving"]
+            log.info("serving %s: the %s on %s%s (tasks %s): loaded in %.1f s, warm-up %.0f ms", self.tag,
+                     served["model"], served["runtime"], " int8" if served["quantized"] else "",
+                     ",".join(engine.tasks), loaded - started, self.warmup_ms)
             where = f"http://{SERVING.host}:{SERVING.port}"
             log.info("search page %s/ (%s), API docs %s%s", where,
                      f"{len(self.index)} products" if self.index else "no search index: /search answers 503",
@@ -353,6 +354,9 @@ class ProdrankRanker:
             "packaged_at": meta.get("packaged_at"),
             "labels": meta.get("labels"),
             "search_index": {"products": len(self.index)} if self.index else None,
+            # which model serves (student or teacher), on which runtime, and its shape
+            "served_model": meta.get("serving"),
+            "student": meta.get("student"),
             "serving": {"quantize": SERVING.quantize, "threads": SERVING.threads,
                         "max_candidates": SERVING.max_candidates, "max_body_bytes": SERVING.max_body_bytes,
                         "max_batch_size": SERVING.max_batch_size, "warmup_ms": self.warmup_ms,

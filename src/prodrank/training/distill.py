@@ -1,0 +1,229 @@
+"""Distillation of the trained ranker into the serving student (the ``distill`` stage).
+
+1. **Pairs.** Each train query's shown products, plus products the log never showed for it:
+   the BM25 top ``hard_candidates`` over the catalogue (lexically close, so the candidates a
+   first-stage retrieval would hand the re-ranker) and ``random_candidates`` drawn uniformly.
+   They cost nothing but teacher time to label. Validation and test queries are never used.
+2. **Teacher labels.** The teacher scores every pair once: per-task probabilities, kept as
+   log-odds.
+3. **Student.** :func:`prodrank.models.student.build_student`, trained on whole query lists:
+   per-task log-odds MSE plus a listwise KL per task (``models/losses.py``), optionally the
+   logged labels of the shown pairs. The best epoch on validation NDCG@10 is kept, as in
+   ``train``.
+4. **Export.** The student is saved in the ranker format with its ONNX graphs
+   (``models/runtime.py``), so evaluation scores exactly what serving runs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from prodrank.config import Config, DistillConfig
+from prodrank.io import atomic_dir, write_json
+from prodrank.models.encoder import InputBudget
+from prodrank.models.losses import ListwiseKL, LogitMSE, PointwiseBCE
+from prodrank.models.ranker import CrossEncoderRanker, LoadedRanker, load_ranker, save_ranker
+from prodrank.models.runtime import export_onnx, load_scorer
+from prodrank.models.student import build_student
+from prodrank.training.finetune import TrainData, evaluate_groups, load_training_data
+from prodrank.training.groups import QueryGroup
+from prodrank.training.schedule import linear_warmup_decay, seed_everything
+
+log = logging.getLogger(__name__)
+
+LOGIT_CLIP = 1e-6  # probabilities are clipped to [c, 1 - c] before taking log-odds
+
+
+@dataclass
+class DistillGroup:
+    """One query's list for distillation: shown and added candidates with the teacher's labels."""
+
+    query: str
+    product_ids: np.ndarray  # [n] str
+    teacher_logits: np.ndarray  # [n, T] the teacher's per-task log-odds
+    targets: np.ndarray  # [n, T] logged labels, NaN for candidates the log never showed
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, LOGIT_CLIP, 1 - LOGIT_CLIP)
+    return np.log(p) - np.log1p(-p)
+
+
+def catalogue_text(catalog: pd.DataFrame) -> list[str]:
+    fields = [c for c in ("title", "brand", "category") if c in catalog.columns]
+    return catalog[fields].fillna("").astype(str).agg(" ".join, axis=1).tolist()
+
+
+def extra_candidates(groups: list[QueryGroup], catalog: pd.DataFrame, cfg: DistillConfig, seed: int) -> list[np.ndarray]:
+    """Per group: BM25 hard candidates and random catalogue products not shown for the query."""
+    import bm25s  # lazy, as in the BM25 baseline: about 0.4 s on import
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    ids = catalog["product_id"].to_numpy(dtype=str)
+    hard: list[list[int]] = [[] for _ in groups]
+    if cfg.hard_candidates:
+        retriever = bm25s.BM25()
+        retriever.index(bm25s.tokenize(catalogue_text(catalog), stopwords="en", show_progress=False), show_progress=False)
+        k = min(len(ids), cfg.hard_candidates + 32)  # room for shown products among the top
+        results, _ = retriever.retrieve(bm25s.tokenize([g.query for g in groups], stopwords="en", show_progress=False),
+                                        k=k, show_progress=False)
+        hard = [list(row) for row in results]
+    rng = np.random.default_rng([seed, 7])
+    out = []
+    for group, top in zip(groups, hard, strict=True):
+        shown = set(group.product_ids)
+        chosen = [ids[i] for i in top if ids[i] not in shown][: cfg.hard_candidates]
+        taken = shown | set(chosen)
+        randoms = [p for p in ids[rng.choice(len(ids), size=min(len(ids), 4 * cfg.random_candidates + 4), replace=False)]
+                   if p not in taken][: cfg.random_candidates]
+        out.append(np.array(chosen + randoms, dtype=str))
+    return out
+
+
+def label_with_teacher(teacher: LoadedRanker, groups: list[QueryGroup], extras: list[np.ndarray], products: dict,
+                       batch_size: int) -> list[DistillGroup]:
+    """The teacher's log-odds for every (query, candidate) pair, scored once."""
+    lists = [np.concatenate([g.product_ids, e]) for g, e in zip(groups, extras, strict=True)]
+    queries = [g.query for g, ids in zip(groups, lists, strict=True) for _ in ids]
+    pids = [p for ids in lists for p in ids]
+    start = time.perf_counter()
+    probabilities = teacher.score(queries, pids, {p: products[p] for p in set(pids)}, batch_size=batch_size)
+    log.info("teacher labelled %d pairs in %.0f s", len(pids), time.perf_counter() - start)
+    logits = np.stack([logit(probabilities[t]) for t in teacher.tasks], axis=1)
+    out, offset = [], 0
+    for group, ids in zip(groups, lists, strict=True):
+        n, shown = len(ids), len(group.product_ids)
+        targets = np.full((n, len(teacher.tasks)), np.nan)
+        targets[:shown] = group.targets
+        out.append(DistillGroup(group.query, ids, logits[offset : offset + n], targets))
+        offset += n
+    return out
+
+
+class DistillObjective(torch.nn.Module):
+    """Student plus its distillation losses (module doc, step 3)."""
+
+    def __init__(self, student: CrossEncoderRanker, cfg: DistillConfig) -> None:
+        super().__init__()
+        self.student = student
+        self.cfg = cfg
+        self.mse, self.kl, self.bce = LogitMSE(), ListwiseKL(), PointwiseBCE()
+
+    def forward(self, encoded, groups: list[DistillGroup]) -> torch.Tensor:
+        output = self.student(encoded)
+        sizes = [len(g.product_ids) for g in groups]
+        mask = torch.zeros((len(groups), max(sizes)), dtype=torch.bool)
+        for q, n in enumerate(sizes):
+            mask[q, :n] = True
+        teacher = torch.tensor(np.concatenate([g.teacher_logits for g in groups]), dtype=torch.float32)
+        targets = torch.tensor(np.concatenate([g.targets for g in groups]), dtype=torch.float32)
+        total = torch.zeros(())
+        for t, task in enumerate(self.student.tasks):
+            log_p, log_not_p = output.log_p[task], output.log_not_p[task]
+            if self.cfg.mse_weight:
+                total = total + self.cfg.mse_weight * self.mse(log_p, log_not_p, teacher[:, t])
+            if self.cfg.listwise_weight:
+                teacher_log_p = torch.nn.functional.logsigmoid(teacher[:, t])
+                total = total + self.cfg.listwise_weight * self.kl(
+                    torch.zeros(mask.shape).masked_scatter(mask, log_p),
+                    torch.zeros(mask.shape).masked_scatter(mask, teacher_log_p), mask)
+            shown = ~torch.isnan(targets[:, t])
+            if self.cfg.label_weight and shown.any():
+                total = total + self.cfg.label_weight * self.bce(log_p[shown], log_not_p[shown], targets[shown, t],
+                                                                 torch.ones(int(shown.sum())))
+        return total
+
+
+def student_budget(cfg: DistillConfig) -> InputBudget:
+    return InputBudget(cfg.query_max_tokens, cfg.fields.model_dump())
+
+
+def train_student(cfg: Config, teacher: LoadedRanker, data: TrainData, groups: list[DistillGroup], best_dir: Path
+                  ) -> dict:
+    """Epochs over the distillation groups; the best epoch on validation NDCG@10 is saved to ``best_dir``."""
+    dcfg = cfg.distill
+    student, pair_encoder = build_student(teacher, dcfg.layers, dcfg.hidden, dcfg.heads, student_budget(dcfg))
+    pair_encoder.encode_products({p: data.products[p] for p in
+                                  {p for g in groups for p in g.product_ids} | {p for g in data.valid_groups for p in g.product_ids}})
+    objective = DistillObjective(student, dcfg)
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=dcfg.learning_rate, weight_decay=dcfg.weight_decay)
+    steps_per_epoch = math.ceil(len(groups) / dcfg.queries_per_batch)
+    total = dcfg.epochs * steps_per_epoch
+    scheduler = linear_warmup_decay(optimizer, int(dcfg.warmup_ratio * total), total)
+    history, best = [], {"epoch": -1, "ndcg@10": -1.0}
+    progress = tqdm(total=total, desc="distill")
+    for epoch in range(dcfg.epochs):
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(groups))
+        student.train()
+        for step in range(steps_per_epoch):
+            chosen = [groups[i] for i in order[step * dcfg.queries_per_batch : (step + 1) * dcfg.queries_per_batch]]
+            encoded = pair_encoder.encode([g.query for g in chosen for _ in g.product_ids],
+                                          [p for g in chosen for p in g.product_ids])
+            loss = objective(encoded, chosen)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(objective.parameters(), dcfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss.item():.4f}")
+        metric = evaluate_groups(LoadedRanker(student, pair_encoder), data.valid_groups, data.products, 10,
+                                 cfg.train.score_batch_size)
+        history.append({"epoch": epoch + 1, "loss": loss.item(), "ndcg@10": metric})
+        log.info("distill epoch %d: validation NDCG@10 = %.4f", epoch + 1, metric)
+        if metric > best["ndcg@10"]:
+            best = {"epoch": epoch + 1, "ndcg@10": metric}
+            with atomic_dir(best_dir) as tmp:
+                save_ranker(student, pair_encoder, tmp)
+    progress.close()
+    return {"best_epoch": best["epoch"], "best_valid_ndcg@10": best["ndcg@10"], "history": history,
+            "steps": total, "pairs": int(sum(len(g.product_ids) for g in groups))}
+
+
+def distill(cfg: Config, prepared_dir: str | Path, teacher_dir: str | Path, out_dir: str | Path,
+            metrics_path: str | Path, teacher_metrics: str | Path | None = None) -> dict:
+    """Train, export and save the student of the ranker in ``teacher_dir`` (module doc)."""
+    dcfg = cfg.distill
+    torch.set_num_threads(cfg.runtime.threads)
+    seed_everything(cfg.seed)
+    start = time.perf_counter()
+    teacher = load_ranker(teacher_dir)
+    data = load_training_data(cfg, Path(prepared_dir))
+    train_groups = data.train_groups
+    if dcfg.max_queries and len(train_groups) > dcfg.max_queries:
+        keep = np.sort(np.random.default_rng([cfg.seed, 3]).choice(len(train_groups), dcfg.max_queries, replace=False))
+        train_groups = [train_groups[i] for i in keep]
+    extras = extra_candidates(train_groups, data.catalog, dcfg, cfg.seed)
+    groups = label_with_teacher(teacher, train_groups, extras, data.products, dcfg.teacher_batch_size)
+    labelled = time.perf_counter()
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        summary = train_student(cfg, teacher, data, groups, Path(tmp))
+        student = load_ranker(tmp)
+        sample_groups = data.valid_groups[:4]
+        student.pair_encoder.encode_products({p: data.products[p] for g in sample_groups for p in g.product_ids})
+        sample = student.pair_encoder.encode([g.query for g in sample_groups for _ in g.product_ids],
+                                             [p for g in sample_groups for p in g.product_ids])
+        summary["onnx"] = export_onnx(student, tmp, sample)
+        for name, quantize in (("onnx_fp32", False), ("onnx_int8", True)):
+            scorer = load_scorer(tmp, "onnx", quantize=quantize, threads=cfg.runtime.threads)
+            summary[f"valid_ndcg@10_{name}"] = evaluate_groups(scorer, data.valid_groups, data.products, 10,
+                                                               cfg.serving.max_batch_size)
+    if teacher_metrics and Path(teacher_metrics).exists():
+        summary["teacher_valid_ndcg@10"] = json.loads(Path(teacher_metrics).read_text()).get("best_valid_ndcg@10")
+    summary.update({"train_queries": len(train_groups), "valid_queries": len(data.valid_groups),
+                    "shape": {"layers": dcfg.layers, "hidden": dcfg.hidden, "heads": dcfg.heads,
+                              "max_tokens": student.pair_encoder.max_length},
+                    "teacher_seconds": round(labelled - start, 1),
+                    "seconds": round(time.perf_counter() - start, 1)})
+    write_json(summary, metrics_path)
+    return summary
