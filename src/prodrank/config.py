@@ -203,10 +203,10 @@ class StudentFields(FieldBudget):
     """The student's token budget per field: tighter than the teacher's, since serving cost grows
     with every token (docs/serving.md)."""
 
-    title: int = Field(16, ge=0)
-    brand: int = Field(4, ge=0)
-    category: int = Field(6, ge=0)
-    attributes: int = Field(6, ge=0)
+    title: int = Field(12, ge=0)
+    brand: int = Field(3, ge=0)
+    category: int = Field(4, ge=0)
+    attributes: int = Field(0, ge=0)
     description: int = Field(0, ge=0)
 
 
@@ -215,21 +215,21 @@ class DistillConfig(Section):
     (src/prodrank/training/distill.py, models/student.py)."""
 
     layers: int = Field(2, ge=1, le=12)
-    hidden: int = Field(256, ge=8)
-    heads: int = Field(4, ge=1)
+    hidden: int = Field(384, ge=8)  # the teacher's width: the student inherits its layers (models/student.py)
+    heads: int = Field(12, ge=1)
     query_max_tokens: int = Field(8, ge=1)
     fields: StudentFields = StudentFields()
-    max_queries: int = Field(0, ge=0)  # train queries whose lists the teacher labels; 0 = all
-    hard_candidates: int = Field(8, ge=0)  # BM25 top products per query beyond the shown ones
-    random_candidates: int = Field(4, ge=0)  # uniformly drawn catalogue products per query
+    max_queries: int = Field(700, ge=0)  # train queries whose lists the teacher labels; 0 = all
+    hard_candidates: int = Field(4, ge=0)  # BM25 top products per query beyond the shown ones
+    random_candidates: int = Field(2, ge=0)  # uniformly drawn catalogue products per query
     teacher_batch_size: int = Field(64, ge=1)
-    epochs: int = Field(4, ge=1)
+    epochs: int = Field(3, ge=1)
     queries_per_batch: int = Field(8, ge=1)
-    learning_rate: float = Field(5e-4, gt=0)
+    learning_rate: float = Field(2e-4, gt=0)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     grad_clip: float = Field(1.0, gt=0)
-    mse_weight: float = Field(1.0, ge=0)  # per-task log-odds MSE to the teacher
+    mse_weight: float = Field(0.1, ge=0)  # per-task log-odds MSE to the teacher
     listwise_weight: float = Field(1.0, ge=0)  # per-query listwise KL to the teacher, per task
     label_weight: float = Field(0.0, ge=0)  # BCE on the logged labels of the shown pairs
 
@@ -287,7 +287,7 @@ class ServingConfig(Section):
     threads: int = Field(2, ge=1, le=256)  # intra-op threads of the scoring worker (ONNX Runtime or torch)
     model: Literal["student", "teacher"] = "student"  # the distilled student, or the trained ranker itself
     runtime: Literal["onnx", "torch"] = "onnx"  # onnx: the student's exported graph (a teacher serves in torch)
-    quantize: bool = False  # dynamic int8 MatMuls (ONNX: model.int8.onnx; torch: the encoder's Linear layers)
+    quantize: bool = True  # dynamic int8 MatMuls (ONNX: model.int8.onnx; torch: the encoder's Linear layers)
     # pairs per forward pass: a request is scored in length-sorted batches of this many pairs,
     # each padded to its own longest pair (32 measured fastest for MiniLM on 2 cores; a whole
     # rank@100 as one pass pads more). BentoML adaptive (cross-request) batching is off on

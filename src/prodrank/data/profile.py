@@ -103,6 +103,10 @@ def recipe(found: Inspection) -> dict:
         "evaluate": {"baselines": ["random", "popularity", "bm25", "minilm_biencoder", "lambdamart"],
                      "quality_gate": {"minimum": {}, "must_beat": ["random"], "gate_metric": f"{first}.ndcg@10"},
                      "ablations": []},
+        # a judged set has hundreds of queries, not the thousands distillation needs to come near its
+        # teacher: the trained ranker itself serves, and the student is still built (`serving.model:
+        # student` serves it once its figures in metrics/distill.json say it ranks well enough)
+        "serving": {"model": "teacher"},
     }
 
 

@@ -542,7 +542,7 @@ class _Runner:
             return
         with atomic_dir(directory) as tmp:
             site = {"class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                    "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(tmp)}}
+                    "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(Path(tmp).resolve())}}
             self._ctx.add_data_docs_site(site_name="prodrank", site_config=site)
             self._ctx.build_data_docs(site_names=["prodrank"])
 
