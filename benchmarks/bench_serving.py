@@ -178,9 +178,10 @@ def engine_candidates(request: dict) -> list[dict]:
 
 
 # -- server ------------------------------------------------------------------------------------
-def start_server(teacher_dir: Path, student_dir: Path | None, threads: int, quantize: bool, workdir: Path
-                 ) -> ServerProcess:
-    """``bentoml serve`` of the teacher packaged with its student (None: the teacher serves)."""
+def start_server(teacher_dir: Path, student_dir: Path | None, threads: int, quantize: bool, workdir: Path,
+                 catalog: Path) -> ServerProcess:
+    """``bentoml serve`` of the teacher packaged with its student (None: the teacher serves) and
+    the search index of ``catalog`` (/search)."""
     from prodrank.serving.registry import save_model
 
     home = workdir / "bentoml"
@@ -191,7 +192,7 @@ def start_server(teacher_dir: Path, student_dir: Path | None, threads: int, quan
                               "model": "student" if student_dir else "teacher"})
     (workdir / "params.yaml").write_text(yaml.safe_dump(params))
     cfg = load_config(workdir / "params.yaml")
-    tag = save_model(teacher_dir, BENCH_GATE, cfg, catalog=workdir / "no-catalog.parquet", student_dir=student_dir)
+    tag = save_model(teacher_dir, BENCH_GATE, cfg, catalog=catalog, student_dir=student_dir)
     server = ServerProcess.start({"BENTOML_HOME": str(home), "PRODRANK_PARAMS": str(workdir / "params.yaml"),
                                   "PRODRANK_MODEL_TAG": tag}, workdir / "server.log", cwd=ROOT)
     try:
@@ -235,6 +236,29 @@ def http_load(url: str, bodies: list[bytes], concurrency: int) -> dict:
     ms = np.array(latencies) * 1000
     return {"n": len(ms), "p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)),
             "p99": float(np.percentile(ms, 99)), "req_s": len(ms) / wall}
+
+
+def search_load(url: str, queries: list[str], n: int) -> dict:
+    """POST /search {query, k: 10, n} once per query at c=1: latency over HTTP, and the server's own
+    retrieval time (BM25 over the packaged catalogue) per request."""
+    parsed = urlparse(url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=120)
+    latencies, retrieval = [], []
+    for query in queries:
+        start = time.perf_counter()
+        conn.request("POST", "/search", body=json.dumps({"query": query, "k": 10, "n": n}),
+                     headers={"content-type": "application/json"})
+        response = conn.getresponse()
+        payload = json.loads(response.read())
+        latencies.append((time.perf_counter() - start) * 1000)
+        if response.status != 200:
+            raise RuntimeError(f"/search answered {response.status}: {str(payload)[:300]}")
+        retrieval.append(payload["retrieval_ms"])
+    conn.close()
+    out = _stats(latencies)
+    out.update({"retrieval_ms_p50": float(np.percentile(retrieval, 50)),
+                "retrieval_ms_p99": float(np.percentile(retrieval, 99))})
+    return out
 
 
 # -- the naive baseline ------------------------------------------------------------------------
@@ -334,6 +358,8 @@ def main() -> None:
     parser.add_argument("--quantize", action="store_true",
                         help="serve (and score in-process) with serving.quantize (int8); the naive baseline stays fp32")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--catalog", type=Path, default=ROOT / "data" / "prepared" / "catalog.parquet",
+                        help="catalogue indexed for /search (default: the pipeline's; timed when it exists)")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -362,7 +388,7 @@ def main() -> None:
             report["settings"]["quantize"] = args.quantize
             print(f"starting bentoml serve ({report['settings']['model']}) ...", flush=True)
             server = start_server(teacher_dir, model_dir if args.teacher_dir else None, args.threads, args.quantize,
-                                  workdir)
+                                  workdir, args.catalog)
             url = server.url
         ranker = load_ranker(model_dir)  # torch weights of the served model: FLOPs
         naive_ranker = load_ranker(teacher_dir)  # the naive path runs the teacher
@@ -430,6 +456,13 @@ def main() -> None:
                       f"  {res['req_s']:7.1f} req/s  {res['pairs_s']:8.0f} pairs/s", flush=True)
             best = max(report["http"][f"rank@{size} c={c}"]["pairs_s"] for c in args.concurrency)
             report["speedup"][f"rank@{size}"]["server_best_concurrency_vs_naive"] = best / nai
+        meta = json.loads(request(url, "GET", "/metadata")[1])
+        if meta.get("search_index"):
+            queries = [r["query"] for size in args.sizes for r in requests[size]][: args.requests]
+            search_load(url, queries[:3], 100)  # warm the retrieval path
+            res = report["http"]["search n=100 c=1"] = search_load(url, queries, 100)
+            print(f"HTTP search n=100 c=1: p50 {res['p50']:7.1f}  p95 {res['p95']:7.1f}  p99 {res['p99']:7.1f} ms"
+                  f"  (retrieval p50 {res['retrieval_ms_p50']:.1f} ms, p99 {res['retrieval_ms_p99']:.1f} ms)", flush=True)
         if server is not None:
             server.stop()  # free the CPU for the in-process measurements below
             server = None

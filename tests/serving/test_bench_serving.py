@@ -44,3 +44,9 @@ def test_benchmark_paths_score_a_ranker_with_product_features(bench, serving_dat
     real, padded = bench.measured_lengths(ranker, [request], batch_size=5)
     assert 0 < real <= padded <= bench.naive_max_length(ranker)
     assert bench.flops_per_pair(ranker, real) < bench.flops_per_pair(ranker, padded + 1)
+
+
+def test_search_timing_reads_the_servers_retrieval_time(bench, search_server):
+    res = bench.search_load(search_server["url"], ["red sofa", "blue lamp", "acme chair"], 20)
+    assert res["n"] == 3 and res["p99"] >= res["p50"] > 0
+    assert 0 <= res["retrieval_ms_p50"] <= res["p99"]
