@@ -124,7 +124,7 @@ def launch_server(root: Path, ranker_dir: Path, serving: dict | None = None, cat
 def server(tmp_path_factory, serving_data):
     """`bentoml serve` with the tiny model (see :func:`launch_server`), packaged without a search
     index like a model from before /search; stopped with SIGTERM by PID."""
-    info = launch_server(tmp_path_factory.mktemp("server"), serving_data["ranker_dir"],
+    info = launch_server(tmp_path_factory.mktemp("server"), serving_data["ranker_dir"], {"model": "student"},
                          student_dir=serving_data["student_dir"])
     try:
         yield info
@@ -137,7 +137,8 @@ def search_server(tmp_path_factory, serving_data):
     """`bentoml serve` with the tiny model and the search index of its 32-product catalogue
     (/search tests and the browser test); its own request log."""
     info = launch_server(tmp_path_factory.mktemp("search_server"), serving_data["ranker_dir"],
-                         catalog=serving_data["prepared"] / "catalog.parquet", student_dir=serving_data["student_dir"])
+                         {"model": "student"}, catalog=serving_data["prepared"] / "catalog.parquet",
+                         student_dir=serving_data["student_dir"])
     try:
         yield info
     finally:
