@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from prodrank.config import load_config
-from prodrank.models.ranker import load_ranker
+from prodrank.models.runtime import load_scorer
 from prodrank.monitoring.flow import apply_overrides
 from prodrank.monitoring.monitor import dataset_pairs, run_monitor
 
@@ -24,7 +24,7 @@ def evaluation_predictions(serving_data) -> pd.DataFrame:
     prepared = serving_data["prepared"]
     pairs = pd.read_parquet(prepared / "test" / "interactions.parquet").merge(
         pd.read_parquet(prepared / "test" / "queries.parquet")[["query_id", "query"]], on="query_id")
-    ranker = load_ranker(serving_data["ranker_dir"])
+    ranker = load_scorer(serving_data["student_dir"], "onnx")  # the model the `server` fixture serves
     scored = ranker.score(pairs["query"].tolist(), pairs["product_id"].tolist(), serving_data["products"])
     return pairs[["query_id", "query", "product_id", "position"]].assign(
         score=scored["score"], **{f"p_{t}": scored[t] for t in ranker.tasks})
