@@ -118,13 +118,10 @@ class Candidate(_Strict):
                 "attributes": attributes, "description": self.description, "price": self.price, "rating": self.rating}
 
 
-class RankRequest(_Strict):
-    """``POST /rank`` body."""
+class QueryRequest(_Strict):
+    """A request with the shopper's query: what ``/rank`` and ``/search`` share."""
 
     query: str = Field(description="the shopper's search text", json_schema_extra={"pattern": NOT_BLANK})
-    candidates: list[Candidate] = Field(description="products to rank (1 .. serving.max_candidates), ids unique",
-                                        json_schema_extra=_candidate_count_schema)
-    top_k: int | None = Field(None, ge=1, description="return only the best top_k (default: all)")
 
     @field_validator("query")
     @classmethod
@@ -132,6 +129,14 @@ class RankRequest(_Strict):
         if is_blank(value):
             raise PydanticCustomError("blank", "must contain non-whitespace text")
         return value
+
+
+class RankRequest(QueryRequest):
+    """``POST /rank`` body."""
+
+    candidates: list[Candidate] = Field(description="products to rank (1 .. serving.max_candidates), ids unique",
+                                        json_schema_extra=_candidate_count_schema)
+    top_k: int | None = Field(None, ge=1, description="return only the best top_k (default: all)")
 
     @field_validator("candidates")
     @classmethod
@@ -166,21 +171,13 @@ def _n_schema(schema: dict[str, Any]) -> None:
     schema.update(maximum=LIMITS.max_candidates)
 
 
-class SearchRequest(_Strict):
+class SearchRequest(QueryRequest):
     """``POST /search`` body: a query, answered from the packaged catalogue."""
 
-    query: str = Field(description="the shopper's search text", json_schema_extra={"pattern": NOT_BLANK})
     k: int = Field(SEARCH_DEFAULT_K, ge=1, le=SEARCH_MAX_K, description="results returned, best first")
     n: int | None = Field(None, ge=1, json_schema_extra=_n_schema,
                           description=f"first-stage (BM25) candidates the ranker orders: k .. serving.max_candidates; "
                                       f"default {SEARCH_DEFAULT_N} (at most serving.max_candidates)")
-
-    @field_validator("query")
-    @classmethod
-    def _query_not_blank(cls, value: str) -> str:
-        if is_blank(value):
-            raise PydanticCustomError("blank", "must contain non-whitespace text")
-        return value
 
     @field_validator("n")
     @classmethod
