@@ -192,6 +192,7 @@ def test_interactions_good(tmp_path):
             row["purchases"]) == (2, 2.0, 2, 1, 1)
     assert row["timestamp"] == pd.Timestamp("2024-05-01 09:00:00")
     assert "grade" not in t["interactions"]
+    assert set(t) == {"catalog", "queries", "interactions", "positions"}  # tests/data/test_positions.py
     assert ("hammer" not in set(t["catalog"]["product_id"])) and len(t["catalog"]) == 3
     assert len(inter) == 3  # the impression of unknown product "z" is dropped
     q = t["queries"].set_index("query")
@@ -260,6 +261,7 @@ def test_home_depot_matches_readme(home_depot):
     assert len(raw) == 74_067  # README: 74,067 pairs
     assert (raw.groupby("search_term")["relevance"].nunique() >= 2).sum() == 9_960  # README
     check_canonical(home_depot, graded=True)
+    assert schema.POSITIONS not in home_depot
     # normalising the query text (case, whitespace) merges a few raw search terms:
     # 11,795 -> 11,793 queries, 5 duplicate pairs averaged, 9,960 -> 9,958 usable queries
     q, inter = home_depot["queries"], home_depot["interactions"]
@@ -277,6 +279,7 @@ def test_bestbuy_matches_readme(bestbuy):
     check_canonical(bestbuy, graded=False)
     cat, inter, q = bestbuy["catalog"], bestbuy["interactions"], bestbuy["queries"]
     assert len(cat) == 437
+    assert schema.POSITIONS not in bestbuy  # its positions are drawn at random, not logged
     on_catalog = raw["sku"].astype(str).isin(set(cat["product_id"]))
     assert 0.99 < on_catalog.mean() < 0.995  # README: sku_name.tsv covers 99.3 % of clicks
     damaged = raw["query"].astype(str).str.contains("\ufffd", regex=False)  # U+FFFD in the source itself

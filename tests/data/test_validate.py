@@ -21,7 +21,7 @@ from prodrank.data.validate import (  # noqa: E402
 )
 
 SUITES = Path(__file__).resolve().parents[2] / "expectations"
-SUITE_FILES = ("catalog", "queries", "interactions", "judgments", "relevance", "splits")
+SUITE_FILES = ("catalog", "queries", "interactions", "judgments", "relevance", "positions", "splits")
 
 
 def make_tables() -> dict[str, pd.DataFrame]:
@@ -236,6 +236,59 @@ def test_bad_table_name_and_stale_reports(tmp_path):
     del tables["relevance"]
     validate_tables(tables, SUITES, tmp_path / "reports")
     assert not (tmp_path / "reports" / "relevance.json").exists()
+
+
+def make_positions() -> pd.DataFrame:
+    """The positions table of make_tables()'s interactions: pairs at a fractional mean position
+    were shown at two positions (3.5 = 30 x 3 + 30 x 4, 1.2 = 24 x 1 + 6 x 2)."""
+    return pd.DataFrame({
+        "query_id": ["q1", "q1", "q1", "q1", "q2", "q2", "q3", "q3", "q3"],
+        "product_id": ["p1", "p2", "p2", "p4", "p1", "p2", "p3", "p3", "p5"],
+        "position": [1, 3, 4, 2, 2, 1, 1, 2, 2],
+        "impressions": [100, 30, 30, 80, 40, 50, 24, 6, 20],
+        "clicks": [20, 2, 0, 5, 1, 10, 6, 0, 0],
+        "add_to_carts": [6, 0, 0, 1, 0, 3, 2, 0, 0],
+        "purchases": [3, 0, 0, 0, 0, 1, 1, 0, 0],
+    })
+
+
+def test_positions_table_is_validated_against_the_interactions(tmp_path):
+    report = run(tmp_path, positions=make_positions())
+    assert report.success, report.format()
+    assert [s.suite for s in report.suites] == ["catalog", "queries", "interactions", "relevance", "positions"]
+    assert not report.suite("positions").skipped
+    tables = make_tables()
+    del tables["interactions"]
+    alone = validate_tables({**tables, "positions": make_positions()}, SUITES, tmp_path / "alone")
+    assert [s["columns"] for s in alone.suite("positions").skipped] == [["matches_interactions"]]
+
+
+def test_positions_funnel_violation_fails_the_positions_suite(tmp_path):
+    positions = make_positions()
+    positions.loc[7, "clicks"] = 7  # 6 impressions at position 2
+    report = run(tmp_path, positions=positions)
+    assert [s.suite for s in report.suites if not s.success] == ["positions"]
+    f = failure(report, "positions", "expect_column_pair_values_a_to_be_greater_than_b", "clicks")
+    assert f.columns == ("impressions", "clicks") and f.unexpected_count == 1
+    assert f.examples[0]["query_id"] == "q3" and f.examples[0]["position"] == 2
+    # 7 clicks at position 2 no longer sum to the pair's 6 in the interactions table
+    mismatch = failure(report, "positions", "expect_column_values_to_be_in_set", "matches_interactions")
+    assert mismatch.unexpected_count == 2 and {ex["position"] for ex in mismatch.examples} == {1, 2}
+    with pytest.raises(DataValidationError, match="suite 'positions'"):
+        check(report)
+
+
+def test_positions_must_be_whole_and_sum_to_the_mean_position(tmp_path):
+    positions = make_positions().astype({"position": float})
+    positions.loc[1, "position"] = 3.5  # a mean position where a shown position belongs
+    positions.loc[2, "position"] = 3.5
+    positions.loc[8, "position"] = 3  # same counts, but the pair's mean position is 2
+    report = run(tmp_path, positions=positions)
+    failure(report, "positions", "expect_column_values_to_be_in_type_list", "position")
+    mismatch = failure(report, "positions", "expect_column_values_to_be_in_set", "matches_interactions")
+    assert [(ex["query_id"], ex["product_id"]) for ex in mismatch.examples] == [("q3", "p5")]
+    duplicate = failure(report, "positions", "expect_compound_columns_to_be_unique", "position")
+    assert duplicate.unexpected_count == 2
 
 
 def split_tables() -> dict[str, dict[str, pd.DataFrame]]:

@@ -81,7 +81,13 @@ def premium_world(tables: dict[str, pd.DataFrame], invert: bool = False, seed: i
     inter["clicks"] = np.where(good, 6, 0)
     inter["add_to_carts"] = np.where(good, 3, 0)
     inter["purchases"] = np.where(good, 1, 0)
-    return {**tables, "catalog": catalog, "interactions": inter}
+    return {**without_positions(tables), "catalog": catalog, "interactions": inter}
+
+
+def without_positions(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tables less the per-position counts, which no longer add up to interactions counts
+    made up anew (a drop exported from them takes the counts from the interactions table)."""
+    return {name: frame for name, frame in tables.items() if name != "positions"}
 
 
 def judged_clicks(tables: dict[str, pd.DataFrame], invert: bool = False) -> dict[str, pd.DataFrame]:
@@ -97,7 +103,7 @@ def judged_clicks(tables: dict[str, pd.DataFrame], invert: bool = False) -> dict
     inter["clicks"] = 3 * grade
     inter["add_to_carts"] = np.where(grade >= 2, grade - 1, 0)
     inter["purchases"] = (grade == 3).astype(int)
-    return {**tables, "interactions": inter}
+    return {**without_positions(tables), "interactions": inter}
 
 
 def write_drop(tables: dict[str, pd.DataFrame], folder: Path) -> Path:

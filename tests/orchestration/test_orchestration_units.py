@@ -121,7 +121,7 @@ def tiny_tables() -> dict[str, pd.DataFrame]:
     catalog = pd.DataFrame({"product_id": ["p1", "p2", "p3"], "title": ["red sofa", "blue lamp", "green drill"]})
     queries = pd.DataFrame({"query_id": ["q1", "q2"], "query": ["red sofa", "lamp"]})
     interactions = pd.DataFrame({"query_id": ["q1", "q1", "q2"], "product_id": ["p1", "p2", "p2"],
-                                 "impressions": [4, 3, 2], "position": [1.0, 2.5, 1.0],
+                                 "impressions": [4, 2, 2], "position": [1.0, 2.5, 1.0],
                                  "clicks": [3, 1, 2], "add_to_carts": [2, 0, 1], "purchases": [1, 0, 0]})
     return {"catalog": catalog, "queries": queries, "interactions": interactions}
 
@@ -131,7 +131,9 @@ def test_export_impressions_round_trips_through_the_interactions_adapter(tmp_pat
 
     tables = tiny_tables()
     rows = drops.export_impressions(tables)
-    assert len(rows) == 9 and rows["clicked"].sum() == 6 and rows["purchased"].sum() == 1
+    assert len(rows) == 8 and rows["clicked"].sum() == 6 and rows["purchased"].sum() == 1
+    sofa_p2 = rows[(rows["query"] == "red sofa") & (rows["product_id"] == "p2")]
+    assert sorted(sofa_p2["position"]) == [2, 3]  # whole positions around the mean 2.5
     rows.to_parquet(tmp_path / "interactions.parquet", index=False)
     tables["catalog"].to_parquet(tmp_path / "catalog.parquet", index=False)
     back = load_interactions(tmp_path / "interactions.parquet", tmp_path / "catalog.parquet")["interactions"]
@@ -139,6 +141,39 @@ def test_export_impressions_round_trips_through_the_interactions_adapter(tmp_pat
     expected = tables["interactions"].sort_values(["impressions"], ascending=False).reset_index(drop=True)
     for column in ("impressions", "clicks", "add_to_carts", "purchases", "position"):
         assert back[column].tolist() == expected[column].tolist(), column
+
+
+def test_export_impressions_keeps_the_positions_table(tmp_path):
+    """With a positions table each impression is exported at the position it was shown, so a
+    drop re-ingested from the current data keeps the per-position counts."""
+    from prodrank.data.ingest import load_interactions
+
+    (tmp_path / "log.csv").write_text("query,product_id,position,clicked,added_to_cart,purchased,timestamp\n"
+                                      "red sofa,p1,1,1,1,1,2026-01-02\nred sofa,p1,9,0,0,0,2026-01-01\n"
+                                      "red sofa,p2,2,1,0,0,2026-01-03\nlamp,p2,1,1,1,0,2026-01-04\n")
+    tables = tiny_tables()
+    tables["catalog"].to_parquet(tmp_path / "catalog.parquet", index=False)
+    logged = load_interactions(tmp_path / "log.csv", tmp_path / "catalog.parquet")
+    drops.export_impressions(logged).to_parquet(tmp_path / "interactions.parquet", index=False)
+    again = load_interactions(tmp_path / "interactions.parquet", tmp_path / "catalog.parquet")
+    for name in ("interactions", "positions", "queries"):
+        pd.testing.assert_frame_equal(again[name], logged[name])
+
+
+def test_whole_positions_keep_each_mean_position_and_the_funnel():
+    inter = pd.DataFrame({"query_id": ["q1", "q1", "q2"], "product_id": ["p1", "p2", "p1"],
+                          "impressions": [10, 3, 1], "position": [2.3, 7 / 3, 4.0],
+                          "clicks": [8, 2, 1], "add_to_carts": [5, 1, 1], "purchases": [4, 1, 0]})
+    rows = drops.whole_positions(inter)
+    assert (rows["position"] % 1 == 0).all() and (rows["impressions"] > 0).all()
+    assert (rows["clicks"] <= rows["impressions"]).all() and (rows["add_to_carts"] <= rows["clicks"]).all()
+    assert (rows["purchases"] <= rows["add_to_carts"]).all()
+    summed = (rows.assign(position=rows["position"] * rows["impressions"])
+              .groupby(["query_id", "product_id"]).sum().reset_index())
+    for column in ("impressions", "clicks", "add_to_carts", "purchases"):
+        assert summed[column].tolist() == inter[column].tolist(), column
+    assert np.allclose(summed["position"] / summed["impressions"], inter["position"])
+    assert rows.loc[rows["product_id"].eq("p1") & rows["query_id"].eq("q1"), "position"].tolist() == [2, 3]
 
 
 def test_inspect_and_find_drops(tmp_path):
@@ -366,7 +401,12 @@ def test_serving_logs_drop_adds_new_impressions_to_the_current_data(tmp_path):
     drop = drops.drop_from_serving_logs(cfg, tmp_path)
     assert drop.kind == "interactions" and drop.path.parent == tmp_path / "data" / "incoming"
     rows = pd.read_parquet(drop.files["interactions"])
-    assert len(rows) == 9 + 2 and rows["clicked"].sum() == 6 + 1
+    assert len(rows) == 8 + 2 and rows["clicked"].sum() == 6 + 1
+    # re-ingested, the served impressions count at the positions they were served at
+    positions = drops.load_drop(drop)["positions"]
+    served = positions[positions["position"] == 2][["product_id", "impressions", "clicks"]]
+    assert served.values.tolist() == [["p1", 1, 1], ["p2", 1, 1]]  # p2: the current data, mean 2.5
+    assert positions.loc[positions["product_id"] == "p3", ["position", "impressions"]].values.tolist() == [[1, 1]]
     assert drop.origin["type"] == "serving_logs" and drop.origin["new_impressions"] == 2
     assert drop.origin["log_until"].startswith("2026-11-25T10:00:03")
     # once that drop is the current data set, its watermark hides the logs it already holds

@@ -9,9 +9,9 @@ Four sources are handled here (the synthetic world lives elsewhere):
 ``bestbuy``       the Kaggle Best Buy small click log (clicks only, no impressions)
 
 The input formats (version ``"1"``) are specified in ``docs/data_formats.md``. Every
-adapter returns a dict of DataFrames keyed by table name: ``catalog``, ``queries``,
-``interactions`` and, only where true graded relevance exists (judgment sources),
-``relevance``.
+adapter returns a dict of DataFrames keyed by table name: ``catalog``, ``queries`` and
+``interactions``; ``relevance`` only where true graded relevance exists (judgment sources);
+``positions`` only where the positions really shown are logged (an interactions log).
 
 Conventions shared by all adapters:
 
@@ -44,8 +44,10 @@ from prodrank.data.repair import TextRepair
 from prodrank.data.schema import (
     CATALOG,
     CATALOG_COLUMNS,
+    COUNT_COLUMNS,
     GAP_TAGS,
     INTERACTIONS,
+    POSITIONS,
     QUERIES,
     RELEVANCE,
 )
@@ -337,7 +339,7 @@ def _build_queries(
 def _restrict(tables: dict[str, pd.DataFrame], keep_qids: Iterable[str]) -> dict[str, pd.DataFrame]:
     keep = set(keep_qids)
     out = dict(tables)
-    for name in (QUERIES, INTERACTIONS, RELEVANCE):
+    for name in (QUERIES, INTERACTIONS, RELEVANCE, POSITIONS):
         if name in out:
             out[name] = out[name][out[name]["query_id"].isin(keep)].reset_index(drop=True)
     return out
@@ -483,7 +485,9 @@ def load_interactions(
     Required columns ``query, product_id, position, clicked, added_to_cart, purchased``
     (flags 0/1 or boolean), optional ``timestamp, session_id``; one row per impression.
     Rows are aggregated to one canonical row per (query, product): impressions = row
-    count, position = mean position, counts = sums, timestamp = first impression.
+    count, position = mean position, counts = sums, timestamp = first impression; and to one
+    ``positions`` row per (query, product, position), which is why positions must be whole
+    numbers (the rank shown).
 
     A purchase implies an add-to-cart and a click (the funnel is closed per impression,
     logged as a warning when the input violates it). Impressions of products missing from
@@ -502,6 +506,12 @@ def load_interactions(
         raise InputFormatError(
             f"{path}: column 'position' must be >= 1 (1 = top of the list); "
             f"{_bad_values_message(df, 'position', position < 1)}"
+        )
+    fractional = position % 1 != 0
+    if fractional.any():
+        raise InputFormatError(
+            f"{path}: column 'position' must hold whole numbers (the rank the product was shown at); "
+            f"{_bad_values_message(df, 'position', fractional)}"
         )
     clicked = _flag(df, "clicked", path)
     cart = _flag(df, "added_to_cart", path)
@@ -545,7 +555,16 @@ def load_interactions(
     inter = _int_counts(inter).sort_values(["query_id", "position", "product_id"], kind="mergesort")
     inter = inter.reset_index(drop=True)
     queries = _build_queries(inter, texts, with_timestamp=has_time)
-    return {CATALOG: catalog, QUERIES: queries, INTERACTIONS: inter}
+    return {CATALOG: catalog, QUERIES: queries, INTERACTIONS: inter, POSITIONS: _positions(rows)}
+
+
+def _positions(rows: pd.DataFrame) -> pd.DataFrame:
+    """The positions table of impression rows (funnel closed): counts per (query, product, position)."""
+    table = (rows.groupby(["query_id", "product_id", "position"], sort=True)
+             .agg(impressions=("clicks", "size"), clicks=("clicks", "sum"),
+                  add_to_carts=("add_to_carts", "sum"), purchases=("purchases", "sum"))
+             .reset_index())
+    return table.astype(dict.fromkeys(("position", *COUNT_COLUMNS), "int64"))
 
 
 # --------------------------------------------------------------------------- Home Depot

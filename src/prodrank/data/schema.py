@@ -1,8 +1,9 @@
 """The canonical tables every source is turned into, and the documented input formats.
 
 Every data source (the synthetic world, a judgments file, an interactions log, the real
-Home Depot / Best Buy adapters) is normalised into the same four Parquet tables in
-``data/raw/``. Everything downstream (validation, split, pretraining, training,
+Home Depot / Best Buy adapters) is normalised into the same Parquet tables in
+``data/raw/``: four, and a fifth, ``positions``, from the sources that log where each
+impression was shown. Everything downstream (validation, split, pretraining, training,
 evaluation) reads only these tables, so a new source only needs an adapter.
 
 =================  ============================================================
@@ -25,6 +26,14 @@ relevance          query_id:str, product_id:str, relevance:int 0..3,
                    ``expected_<label>`` is the chance that one *examined*
                    impression ends in that event: the per-task gain with the
                    logging ranker's position bias removed.
+positions          query_id:str, product_id:str, position:int>=1,
+(optional)         impressions:int>=1, clicks:int, add_to_carts:int,
+                   purchases:int
+                   -- one row per (query, product, position) shown; only
+                   from sources that log the positions really shown (the
+                   synthetic world, an interactions log). Judgments, Home
+                   Depot and Best Buy have none (Best Buy's positions are
+                   drawn at random), so they write no ``positions``.
 =================  ============================================================
 
 ``interactions`` is aggregated to one row per (query, product) pair shown, because the
@@ -33,6 +42,12 @@ cross-encoder scores pairs: the task targets are rates over impressions
 event per impression, and ``impressions`` is the example weight. The funnel holds per
 row: ``purchases <= add_to_carts <= clicks <= impressions``. Judgment sources have
 ``grade`` (the raw grade) and zero counts with ``impressions = 1``.
+
+``positions`` keeps what the aggregation drops: ``interactions`` holds only a pair's mean
+position, but estimating position bias needs the counts at each position a pair was shown
+(a pair shown 10 times at 1 and 10 times at 9 is not one shown 20 times at 5). Summed over
+``position`` it gives exactly the pair's ``interactions`` counts, and
+``sum(position * impressions) / impressions`` its mean position. The same funnel holds per row.
 """
 from __future__ import annotations
 
@@ -40,7 +55,8 @@ CATALOG = "catalog"
 QUERIES = "queries"
 INTERACTIONS = "interactions"
 RELEVANCE = "relevance"
-TABLES = (CATALOG, QUERIES, INTERACTIONS, RELEVANCE)
+POSITIONS = "positions"
+TABLES = (CATALOG, QUERIES, INTERACTIONS, RELEVANCE, POSITIONS)
 
 CATALOG_TEXT_FIELDS = ("title", "brand", "category", "attributes", "description")
 PRODUCT_FEATURES = ("price", "rating")  # numeric columns a ranker may read; a ranking request carries them too
@@ -51,5 +67,6 @@ FREQUENCY_BUCKETS = ("head", "torso", "tail")
 COUNT_COLUMNS = ("impressions", "clicks", "add_to_carts", "purchases")
 INTERACTION_COLUMNS = ("query_id", "product_id", "position", *COUNT_COLUMNS)
 RELEVANCE_COLUMNS = ("query_id", "product_id", "relevance")
+POSITION_COLUMNS = ("query_id", "product_id", "position", *COUNT_COLUMNS)
 EXPECTED_PREFIX = "expected_"  # relevance.expected_<task label>: unbiased per-task truth
 SPLITS = ("train", "valid", "test")

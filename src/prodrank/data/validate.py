@@ -1,7 +1,7 @@
 """Data validation with Great Expectations: suites as JSON in ``expectations/``, readable reports.
 
 ``validate_tables`` checks the canonical tables of :mod:`prodrank.data.schema` (catalog,
-queries, interactions, relevance) and ``validate_splits`` checks train/valid/test for
+queries, interactions, relevance, positions) and ``validate_splits`` checks train/valid/test for
 query leakage. Both return a :class:`ValidationReport`; :func:`check` turns a failed report
 into a :class:`DataValidationError` whose message is the readable text.
 
@@ -11,9 +11,11 @@ How a table is validated:
    fails with "table 'x' is empty", a missing required column fails naming the column. GX is
    not run on such a table.
 2. **Derived columns** are added to a copy of the table: rates over impressions for
-   interactions (``ctr``, ``atc_rate``, ``purchase_rate``) and referential-integrity flags
-   (``product_in_catalog``, ``query_in_queries``) for interactions and relevance, computed
-   against the other tables of the same call. The suites check them like any column.
+   interactions (``ctr``, ``atc_rate``, ``purchase_rate``), referential-integrity flags
+   (``product_in_catalog``, ``query_in_queries``) for interactions, relevance and positions,
+   and for positions ``matches_interactions`` (its pair's rows sum to the pair's interactions
+   row), computed against the other tables of the same call. The suites check them like any
+   column.
 3. **The suite** ``<suites_dir>/<suite>.json`` (``{"name", "expectations": [{"type",
    "kwargs", "meta"?}]}``) runs on the table. An expectation whose column is absent is
    skipped and listed as skipped: required columns were checked in step 1, so this only
@@ -48,8 +50,11 @@ import pandas as pd
 
 from prodrank.data.schema import (
     CATALOG,
+    COUNT_COLUMNS,
     INTERACTION_COLUMNS,
     INTERACTIONS,
+    POSITION_COLUMNS,
+    POSITIONS,
     QUERIES,
     QUERY_COLUMNS,
     RELEVANCE,
@@ -66,10 +71,11 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     QUERIES: QUERY_COLUMNS,
     INTERACTIONS: INTERACTION_COLUMNS,
     RELEVANCE: RELEVANCE_COLUMNS,
+    POSITIONS: POSITION_COLUMNS,
 }
 JUDGMENTS_SUITE = "judgments"
 SPLITS_SUITE = "splits"
-TABLE_SUITES = (CATALOG, QUERIES, INTERACTIONS, JUDGMENTS_SUITE, RELEVANCE)
+TABLE_SUITES = (CATALOG, QUERIES, INTERACTIONS, JUDGMENTS_SUITE, RELEVANCE, POSITIONS)
 SUMMARY_FILE = "summary.json"
 SPLITS_SUMMARY_FILE = "splits_summary.json"
 DATA_DOCS_DIR = "data_docs"  # GX Data Docs of validate_tables, in reports_dir (index.html)
@@ -258,8 +264,9 @@ def validate_tables(
     """Validate the canonical tables present in ``tables`` (keys from ``schema.TABLES``).
 
     Runs ``catalog``, ``queries``, ``interactions`` (+ ``judgments`` when the interactions
-    table has a non-null ``grade``) and ``relevance``; cross-table checks use whichever of
-    ``catalog``/``queries`` are passed. Writes one report per suite plus ``summary_name``.
+    table has a non-null ``grade``), ``relevance`` and ``positions``; cross-table checks use
+    whichever of ``catalog``/``queries``/``interactions`` are passed. Writes one report per
+    suite plus ``summary_name``.
     ``text_repair``: what ingest's text repair changed (shown in the report); ``repair_setting``:
     the current ``data.text_repair``, named in the advice when text hygiene fails.
     """
@@ -404,14 +411,40 @@ def _derive(name: str, df: pd.DataFrame, usable: Mapping[str, pd.DataFrame]) -> 
         imp = imp.where(imp > 0)
         for rate, count in RATE_COLUMNS.items():
             new[rate] = pd.to_numeric(frame[count], errors="coerce").astype(float) / imp
-    if name in (INTERACTIONS, RELEVANCE):
+    if name in (INTERACTIONS, RELEVANCE, POSITIONS):
         for flag, col, ref in (("product_in_catalog", "product_id", CATALOG),
                                ("query_in_queries", "query_id", QUERIES)):
             if ref in usable:
                 new[flag] = frame[col].isin(pd.Index(usable[ref][col].dropna().unique()))
             else:
                 skipped.append({"columns": [flag], "reason": f"no valid '{ref}' table to check {col} against"})
+    if name == POSITIONS:
+        if INTERACTIONS in usable:
+            new["matches_interactions"] = _matches_interactions(frame, usable[INTERACTIONS])
+        else:
+            skipped.append({"columns": ["matches_interactions"],
+                            "reason": f"no valid '{INTERACTIONS}' table to sum the positions against"})
     return (frame.assign(**new) if new else frame), skipped
+
+
+def _matches_interactions(positions: pd.DataFrame, interactions: pd.DataFrame) -> np.ndarray:
+    """Per positions row: whether its pair's rows, summed over position, give the pair's
+    interactions row (the counts, and ``position * impressions`` for the mean position)."""
+    keys = ["query_id", "product_id"]
+    columns = ["position", *COUNT_COLUMNS]
+
+    def totals(df: pd.DataFrame) -> pd.DataFrame:
+        num = df[columns].apply(pd.to_numeric, errors="coerce").astype(float)
+        return num.assign(position=num["position"] * num["impressions"]).set_axis(
+            pd.MultiIndex.from_frame(df[keys].astype(object)))
+
+    summed = totals(positions).groupby(level=keys, dropna=False).sum(min_count=1)
+    logged = totals(interactions)
+    logged = logged[~logged.index.duplicated()].reindex(summed.index)
+    counts = list(COUNT_COLUMNS)
+    # counts are whole numbers and must match exactly; the mean position is a float: to rounding
+    same = (summed[counts] == logged[counts]).all(axis=1) & np.isclose(summed["position"], logged["position"], rtol=1e-9)
+    return same.reindex(pd.MultiIndex.from_frame(positions[keys].astype(object))).to_numpy()
 
 
 def _query_split_frame(ids: list[pd.DataFrame], texts: list[pd.DataFrame]) -> pd.DataFrame:

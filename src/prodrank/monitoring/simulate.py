@@ -110,7 +110,7 @@ def prepare(cfg: Config, scenario: str = "control", overrides: dict[str, float] 
     wcfg = world_config(cfg.world, scenario, overrides)
     world = build_world(wcfg, cfg.seed)
     plan = plan_sessions(world)
-    totals = InteractionTotals(len(world.pools))
+    totals = InteractionTotals(world)
     for batch in simulate_sessions(world, plan):
         totals.add(batch)
     pools = world.pools

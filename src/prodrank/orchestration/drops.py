@@ -45,6 +45,7 @@ from prodrank import paths
 from prodrank.config import Config, FileSource, load_config
 from prodrank.data.ingest import InputFormatError, load_interactions, load_judgments
 from prodrank.data.repair import TextRepair
+from prodrank.data.schema import COUNT_COLUMNS, INTERACTIONS, POSITIONS, QUERIES
 from prodrank.data.validate import check, validate_tables
 from prodrank.io import sha256_file
 from prodrank.serving.request_log import read_log
@@ -277,24 +278,50 @@ def check_params_select(params_path: str | Path, profile: str | None, versioned:
 # -- serving logs ----------------------------------------------------------------------------
 def export_impressions(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Canonical (aggregated) tables back to the interactions input format, one row per
-    impression: ``impressions`` rows per pair, the first ``clicks`` clicked, the first
-    ``add_to_carts`` of those added, the first ``purchases`` bought, each at the pair's mean
-    position. Re-ingesting gives the same counts and mean positions."""
-    inter = tables["interactions"].merge(tables["queries"][["query_id", "query"]], on="query_id")
-    n = inter["impressions"].to_numpy(dtype=np.int64)
-    idx = np.repeat(np.arange(len(inter)), n)
-    rank = np.arange(len(idx)) - np.repeat(np.cumsum(n) - n, n)  # 0..n-1 within each pair
+    impression at a whole position: the positions table's where the source logged one, else
+    each pair's impressions split between the whole positions around its mean position (see
+    :func:`whole_positions`). Per counts row the first ``clicks`` impressions are clicked, the
+    first ``add_to_carts`` of those added, the first ``purchases`` bought. Re-ingesting gives the
+    same interactions counts and mean positions, and the same positions table."""
+    inter = tables[INTERACTIONS]
+    cells = tables[POSITIONS] if POSITIONS in tables else whole_positions(inter)
+    cells = cells.merge(tables[QUERIES][["query_id", "query"]], on="query_id")
+    n = cells["impressions"].to_numpy(dtype=np.int64)
+    idx = np.repeat(np.arange(len(cells)), n)
+    rank = np.arange(len(idx)) - np.repeat(np.cumsum(n) - n, n)  # 0..n-1 within each row
     out = pd.DataFrame({
-        "query": inter["query"].to_numpy()[idx],
-        "product_id": inter["product_id"].astype(str).to_numpy()[idx],
-        "position": inter["position"].to_numpy(dtype=float)[idx],
-        "clicked": (rank < inter["clicks"].to_numpy()[idx]).astype(np.int8),
-        "added_to_cart": (rank < inter["add_to_carts"].to_numpy()[idx]).astype(np.int8),
-        "purchased": (rank < inter["purchases"].to_numpy()[idx]).astype(np.int8),
+        "query": cells["query"].to_numpy()[idx],
+        "product_id": cells["product_id"].astype(str).to_numpy()[idx],
+        "position": cells["position"].to_numpy(dtype=np.int64)[idx],
+        "clicked": (rank < cells["clicks"].to_numpy()[idx]).astype(np.int8),
+        "added_to_cart": (rank < cells["add_to_carts"].to_numpy()[idx]).astype(np.int8),
+        "purchased": (rank < cells["purchases"].to_numpy()[idx]).astype(np.int8),
     })
     if "timestamp" in inter.columns and inter["timestamp"].notna().any():
-        out["timestamp"] = pd.to_datetime(inter["timestamp"], utc=True).to_numpy()[idx]
+        keys = ["query_id", "product_id"]
+        first = cells[keys].merge(inter[[*keys, "timestamp"]], on=keys, how="left")["timestamp"]
+        out["timestamp"] = pd.to_datetime(first, utc=True).to_numpy()[idx]
     return out
+
+
+def whole_positions(inter: pd.DataFrame) -> pd.DataFrame:
+    """Positions rows for an interactions table without them (the input format takes whole
+    positions only): a pair's impressions split between ``floor(mean position)`` and the next
+    position so that their mean is the pair's; its events fill the first of the two first."""
+    mean = inter["position"].to_numpy(dtype=float)
+    n = inter["impressions"].to_numpy(dtype=np.int64)
+    first = np.floor(mean).astype(np.int64)
+    n_next = np.rint(mean * n).astype(np.int64) - first * n  # impressions at position first + 1
+    keys = {"query_id": inter["query_id"].to_numpy(), "product_id": inter["product_id"].to_numpy()}
+    cap = n - n_next
+    at_first = {"impressions": cap}
+    for count in COUNT_COLUMNS[1:]:  # each count capped by the one before it: the funnel holds per row
+        cap = np.minimum(inter[count].to_numpy(dtype=np.int64), cap)
+        at_first[count] = cap
+    at_next = {c: inter[c].to_numpy(dtype=np.int64) - at_first[c] for c in COUNT_COLUMNS}
+    rows = pd.concat([pd.DataFrame({**keys, "position": first, **at_first}),
+                      pd.DataFrame({**keys, "position": first + 1, **at_next})], ignore_index=True)
+    return rows[rows["impressions"] > 0].reset_index(drop=True)
 
 
 def log_impressions(log_dir: str | Path, since: str | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -17,7 +17,7 @@ stream (so that turning one drift knob does not reshuffle everything else):
    :func:`iter_impressions` yields the same events as per-impression DataFrames, for a
    traffic simulator that replays sessions.
 6. :func:`generate_world` aggregates the events into the canonical tables of
-   :mod:`prodrank.data.schema`.
+   :mod:`prodrank.data.schema`, counting each (query, product) pair per shown position too.
 
 Everything is seeded from ``seed`` and the :class:`~prodrank.config.WorldConfig`; the
 same inputs give identical tables.
@@ -41,8 +41,10 @@ from prodrank.data.frequency import frequency_buckets
 from prodrank.data.schema import (
     CATALOG,
     CATALOG_COLUMNS,
+    COUNT_COLUMNS,
     GAP_TAGS,
     INTERACTIONS,
+    POSITIONS,
     QUERIES,
     QUERY_COLUMNS,
     RELEVANCE,
@@ -860,6 +862,11 @@ class World:
     pools: Pools
     shift_department: str  # department that the category_shift knob sends traffic to
 
+    @property
+    def list_length(self) -> int:
+        """Results one session shows: the list size, or the whole pool when that is smaller."""
+        return min(self.cfg.list_size, self.cfg.candidate_pool)
+
 
 def build_world(cfg: WorldConfig, seed: int, progress: bool = False) -> World:
     """Everything but the sessions: catalogue, queries, drift, candidate pools."""
@@ -955,7 +962,7 @@ def simulate_sessions(world: World, plan: SessionPlan | None = None, progress: b
     cfg, pools = world.cfg, world.pools
     plan = plan if plan is not None else plan_sessions(world)
     n_s = len(plan.query)
-    shown = min(cfg.list_size, cfg.candidate_pool)
+    shown = world.list_length
     examine = np.arange(1, shown + 1, dtype=float) ** -cfg.position_bias
     bar = tqdm(total=n_s, desc="sessions", unit="session", disable=not progress, leave=False)
     for c, lo in enumerate(range(0, n_s, SESSION_CHUNK)):
@@ -997,39 +1004,52 @@ def iter_impressions(world: World, plan: SessionPlan | None = None, progress: bo
 
 
 class InteractionTotals:
-    """Running per-pair sums over impression batches (memory = size of the pools)."""
+    """Running counts over impression batches per (pair, shown position), memory = pools x list
+    length: the positions table, and summed over positions the interactions table."""
 
-    def __init__(self, n_pairs: int):
-        self.impressions = np.zeros(n_pairs, np.int64)
-        self.position_sum = np.zeros(n_pairs, np.int64)
-        self.clicks = np.zeros(n_pairs, np.int64)
-        self.add_to_carts = np.zeros(n_pairs, np.int64)
-        self.purchases = np.zeros(n_pairs, np.int64)
-        self.first = np.full(n_pairs, np.iinfo(np.int64).max, np.int64)
+    def __init__(self, world: World):
+        self.list_length = world.list_length
+        # one row per count of schema.COUNT_COLUMNS; column = pair * list_length + position - 1
+        self.cells = np.zeros((len(COUNT_COLUMNS), len(world.pools) * self.list_length), np.int64)
+        self.first = np.full(len(world.pools), np.iinfo(np.int64).max, np.int64)
 
     def add(self, b: ImpressionBatch) -> None:
-        n = len(self.impressions)
-        self.impressions += np.bincount(b.pair, minlength=n)
-        self.position_sum += np.bincount(b.pair, weights=b.position, minlength=n).astype(np.int64)
-        self.clicks += np.bincount(b.pair, weights=b.clicked, minlength=n).astype(np.int64)
-        self.add_to_carts += np.bincount(b.pair, weights=b.added_to_cart, minlength=n).astype(np.int64)
-        self.purchases += np.bincount(b.pair, weights=b.purchased, minlength=n).astype(np.int64)
+        cell = b.pair * self.list_length + b.position - 1
+        n = self.cells.shape[1]
+        for counts, hit in zip(self.cells, (None, b.clicked, b.added_to_cart, b.purchased), strict=True):
+            counts += np.bincount(cell if hit is None else cell[hit], minlength=n)
         np.minimum.at(self.first, b.pair, b.timestamp.astype(np.int64))
 
-    def tables(self, world: World) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The interactions and relevance tables: one row per (query, product) shown."""
+    @property
+    def by_position(self) -> np.ndarray:
+        """(count, pair, position - 1) view of the counts, counts in ``COUNT_COLUMNS`` order."""
+        return self.cells.reshape(len(COUNT_COLUMNS), -1, self.list_length)
+
+    @property
+    def impressions(self) -> np.ndarray:
+        return self.by_position[0].sum(axis=1)
+
+    @property
+    def position_sum(self) -> np.ndarray:
+        return self.by_position[0] @ np.arange(1, self.list_length + 1)
+
+    def tables(self, world: World) -> dict[str, pd.DataFrame]:
+        """The interactions and relevance tables (one row per (query, product) shown) and the
+        positions table (one row per (query, product, position) shown)."""
         pools = world.pools
-        shown = np.nonzero(self.impressions)[0]
-        position = self.position_sum[shown] / self.impressions[shown]
+        impressions, clicks, add_to_carts, purchases = self.by_position.sum(axis=2)
+        position_sum = self.position_sum
+        shown = np.nonzero(impressions)[0]
+        position = position_sum[shown] / impressions[shown]
         shown = shown[np.lexsort((position, pools.query[shown]))]
         qid = world.queries.query_id[pools.query[shown]]
         pid = world.catalog.product_id[pools.product[shown]]
         interactions = pd.DataFrame({
             "query_id": qid, "product_id": pid,
-            "impressions": self.impressions[shown],
-            "position": self.position_sum[shown] / self.impressions[shown],
-            "clicks": self.clicks[shown], "add_to_carts": self.add_to_carts[shown],
-            "purchases": self.purchases[shown],
+            "impressions": impressions[shown],
+            "position": position_sum[shown] / impressions[shown],
+            "clicks": clicks[shown], "add_to_carts": add_to_carts[shown],
+            "purchases": purchases[shown],
             "timestamp": self.first[shown].astype("datetime64[ns]"),
         })
         # The world's click model with the position bias taken out: the chance that one
@@ -1041,7 +1061,24 @@ class InteractionTotals:
                                   "relevance": pools.grade[shown].astype(np.int64),
                                   "expected_clicks": p_click, "expected_add_to_carts": p_cart,
                                   "expected_purchases": p_cart * pools.p_buy[shown]})
-        return interactions, relevance
+        return {INTERACTIONS: interactions, RELEVANCE: relevance, POSITIONS: self.positions(world)}
+
+    def positions(self, world: World) -> pd.DataFrame:
+        """One row per (query, product, position) shown, sorted by query (in the interactions
+        table's order), product_id and position."""
+        pools, counts = world.pools, self.by_position
+        pair, slot = np.nonzero(counts[0])
+        product_ids = world.catalog.product_id
+        id_rank = np.empty(len(product_ids), np.int64)
+        id_rank[np.argsort(product_ids.astype(str), kind="stable")] = np.arange(len(product_ids))
+        order = np.lexsort((slot, id_rank[pools.product[pair]], pools.query[pair]))
+        pair, slot = pair[order], slot[order]
+        return pd.DataFrame({
+            "query_id": world.queries.query_id[pools.query[pair]],
+            "product_id": product_ids[pools.product[pair]],
+            "position": (slot + 1).astype(np.int64),
+            **{name: counts[i, pair, slot] for i, name in enumerate(COUNT_COLUMNS)},
+        })
 
 
 def first_seen(plan: SessionPlan, n_queries: int) -> np.ndarray:
@@ -1053,12 +1090,12 @@ def first_seen(plan: SessionPlan, n_queries: int) -> np.ndarray:
 
 
 def generate_world(cfg: WorldConfig, seed: int, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Generate the simulated store: the canonical catalog, queries, interactions and
-    relevance tables (see :mod:`prodrank.data.schema`)."""
+    """Generate the simulated store: the canonical catalog, queries, interactions, relevance
+    and positions tables (see :mod:`prodrank.data.schema`)."""
     t0 = time.perf_counter()
     world = build_world(cfg, seed, progress)
     plan = plan_sessions(world)
-    totals = InteractionTotals(len(world.pools))
+    totals = InteractionTotals(world)
     t1 = time.perf_counter()
     n_imp = clicks = carts = buys = 0
     for batch in simulate_sessions(world, plan, progress):
@@ -1068,12 +1105,10 @@ def generate_world(cfg: WorldConfig, seed: int, progress: bool = True) -> dict[s
         carts += int(batch.added_to_cart.sum())
         buys += int(batch.purchased.sum())
     sim_s = time.perf_counter() - t1
-    interactions, relevance = totals.tables(world)
     tables = {
         CATALOG: world.catalog.frame(),
         QUERIES: world.queries.frame(first_seen(plan, len(world.queries))),
-        INTERACTIONS: interactions,
-        RELEVANCE: relevance,
+        **totals.tables(world),
     }
     total_s = time.perf_counter() - t0
     logger.info("sessions: %d sessions, %d impressions in %.1fs (%.0f impressions/s)",
