@@ -180,6 +180,11 @@ class TrainConfig(Section):
     validate_at_start: bool = True
     patience: int = Field(3, ge=1)  # evaluations without validation NDCG gain before stopping
     checkpoint_every: int = Field(50, ge=1)
+    # position-bias correction of logged engagement (training/propensity.py, docs/model.md):
+    # tower = a position tower in training only (PAL), ipw = inverse-propensity-weighted targets
+    position_debiasing: Literal["none", "tower", "ipw"] = "none"
+    max_position: int = Field(20, ge=2)  # positions beyond share the last one's examination
+    propensity_clip: float = Field(0.1, gt=0, le=1)  # ipw: propensities below count as this (weights <= 10)
     max_train_queries: int = Field(0, ge=0)  # 0 = all
     max_eval_queries: int = Field(200, ge=1)
     score_batch_size: int = Field(64, ge=1)
@@ -270,6 +275,7 @@ class EvaluateConfig(Section):
         Ablation(name="no_product_features", train={"product_features": []}),
         Ablation(name="single_task_click", train={"tasks": [{"name": "click", "label": "clicks"}], "chaining": False,
                                                   "score_weights": {"click": 1.0}}),
+        Ablation(name="no_position_debiasing", train={"position_debiasing": "none"}),
     )
 
 

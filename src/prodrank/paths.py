@@ -9,6 +9,7 @@ TEXT_REPAIR_FILE = "text_repair.json"  # in RAW: what ingest's text repair chang
 PREPARED = Path("data/prepared")
 PRETRAINED = Path("models/pretrained")
 RANKER = Path("models/ranker")  # the trained multi-task ranker (the teacher)
+EXAMINATION_FILE = "examination.json"  # in a ranker trained with a position-bias correction: its examination curve
 STUDENT = Path("models/student")  # its distilled student, with ONNX graphs (the served model)
 CHECKPOINTS = Path("checkpoints")
 METRICS = Path("metrics")

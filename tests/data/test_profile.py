@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from prodrank import cli
-from prodrank.config import load_config
+from prodrank.config import TrainConfig, load_config
 from prodrank.data.profile import ProfileError, init_profile
 from tests.conftest import PROJECT_ROOT
 
@@ -53,6 +53,22 @@ def test_interactions_get_one_task_per_event_and_the_features_the_catalogue_has(
     cfg = load_config(params)
     assert [t.name for t in cfg.train.tasks] == ["click", "add_to_cart"] and cfg.train.product_features == ("price",)
     assert cfg.data.interactions.catalog == str(catalog)
+    # every product was shown at one position only: examination cannot be told from relevance
+    assert any(line.startswith("position bias: not estimated") for line in lines)
+    assert cfg.train.position_debiasing == "none"
+
+
+def test_a_log_that_moves_products_gets_the_default_position_bias_correction(params, tmp_path):
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("product_id,title\nS1,Red Sofa\nL1,Desk Lamp\n")
+    log = tmp_path / "log.csv"
+    log.write_text("query,product_id,position,clicked,added_to_cart,purchased\n"
+                   "red sofa,S1,1,1,0,0\nred sofa,L1,2,0,0,0\nred sofa,L1,1,0,0,0\nred sofa,S1,2,1,0,0\n"
+                   "red sofa,S1,2,0,0,0\n")
+    lines = init_profile(params, "shop", None, str(log), str(catalog))
+    assert "examination by shown position (1 = position 1): 1.00, 0.50; correction: " \
+        f"{TrainConfig().position_debiasing}" in lines
+    assert load_config(params).train.position_debiasing == TrainConfig().position_debiasing
 
 
 @pytest.mark.parametrize(("name", "message"), [("My Data", "profile name"), ("default", "already has a profile")])

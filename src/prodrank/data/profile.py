@@ -22,9 +22,11 @@ from pathlib import Path
 
 import yaml
 
+from prodrank.config import TrainConfig
 from prodrank.data.ingest import load_interactions, load_judgments
 from prodrank.data.repair import TextRepair
-from prodrank.data.schema import CATALOG, INTERACTIONS, QUERIES
+from prodrank.data.schema import CATALOG, INTERACTIONS, POSITIONS, QUERIES
+from prodrank.training.propensity import estimate_propensities
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 EVENTS = (("click", "clicks"), ("add_to_cart", "add_to_carts"), ("purchase", "purchases"))
@@ -47,6 +49,8 @@ class Inspection:
     grades: tuple[float, float] | None = None  # judgments: the grade scale seen
     events: dict[str, int] = field(default_factory=dict)  # interactions: counts per event column
     fields: list[str] = field(default_factory=list)  # catalogue columns with any value
+    examination: list[float] | None = None  # interactions: examination by position, where the log identifies it
+    examination_problem: str | None = None  # why it does not
 
     def tasks(self) -> list[dict]:
         if self.kind == "judgments":
@@ -63,7 +67,17 @@ class Inspection:
         if self.events:
             lines.append("events: " + ", ".join(f"{label} {n}" for label, n in self.events.items()))
         lines.append("product fields: " + (", ".join(self.fields) or "title only"))
+        if self.examination:
+            lines.append("examination by shown position (1 = position 1): "
+                         + ", ".join(f"{v:.2f}" for v in self.examination[:10]) + f"; correction: {self.debiasing()}")
+        elif self.examination_problem:
+            lines.append(f"position bias: not estimated ({self.examination_problem}); correction: none")
         return lines
+
+    def debiasing(self) -> str:
+        """The default position-bias correction where the log identifies examination; else none
+        (judgments have no shown positions)."""
+        return TrainConfig().position_debiasing if self.examination else "none"
 
 
 def inspect(judgments: str | None, interactions: str | None, catalog: str | None) -> Inspection:
@@ -82,8 +96,16 @@ def inspect(judgments: str | None, interactions: str | None, catalog: str | None
     grades = (float(pairs["grade"].min()), float(pairs["grade"].max())) if kind == "judgments" else None
     events = {label: int(pairs[label].sum()) for _, label in EVENTS} if kind == "interactions" else {}
     fields = [c for c in products.columns if c not in ("product_id", "title", "popularity") and products[c].notna().any()]
-    return Inspection(kind, files, len(pairs), tables[QUERIES]["query_id"].nunique(), len(products), grades,
-                      events, fields)
+    found = Inspection(kind, files, len(pairs), tables[QUERIES]["query_id"].nunique(), len(products), grades,
+                       events, fields)
+    if POSITIONS in tables:
+        defaults = TrainConfig()
+        try:
+            found.examination = estimate_propensities(tables[POSITIONS], defaults.max_position,
+                                                      defaults.propensity_clip).examination.tolist()
+        except ValueError as error:  # e.g. a log whose rankings never move a product
+            found.examination_problem = str(error)
+    return found
 
 
 def recipe(found: Inspection) -> dict:
@@ -99,7 +121,8 @@ def recipe(found: Inspection) -> dict:
         "train": {"tasks": tasks, "chaining": False, "score_weights": {t["name"]: 1.0 for t in tasks},
                   "similarity_prior": True, "product_features": features, "candidates_per_query": 16,
                   "queries_per_batch": 4, "epochs": 1, "max_steps": 0, "eval_every": 100, "patience": 3,
-                  "validate_at_start": True, "max_eval_queries": 1000},
+                  "validate_at_start": True, "max_eval_queries": 1000,
+                  "position_debiasing": found.debiasing()},
         "evaluate": {"baselines": ["random", "popularity", "bm25", "minilm_biencoder", "lambdamart"],
                      "quality_gate": {"minimum": {}, "must_beat": ["random"], "gate_metric": f"{first}.ndcg@10"},
                      "ablations": []},

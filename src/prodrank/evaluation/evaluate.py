@@ -13,6 +13,7 @@ over queries, and each baseline is compared with the model by a paired randomisa
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from prodrank.evaluation.report import render, render_html
 from prodrank.evaluation.targets import GRADED, MODEL, ORACLE, TEACHER, TRUE_SUFFIX, is_expected_rate
 from prodrank.io import atomic_path, write_json, write_parquet, write_text
 from prodrank.metrics import per_query_metrics
+from prodrank.paths import EXAMINATION_FILE
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +240,9 @@ def run_evaluation(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, cata
     summary["quality_gate"] = {"passed": not problems, "problems": problems}
     if inputs:
         summary["inputs"] = inputs
+    examination = examination_summary(cfg, teacher_dir or ranker_dir)
+    if examination:
+        summary["examination"] = examination
     write_json(summary, metrics_path)
     write_text(render(summary, slices, key, problems, title), report_dir / "report.md")
     write_text(render_html(summary, slices, key, problems, title), report_dir / "report.html")
@@ -254,6 +259,18 @@ def run_evaluation(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, cata
     if problems:
         raise QualityGateError("quality gate failed:\n  " + "\n  ".join(problems))
     return summary
+
+
+def examination_summary(cfg: Config, ranker_dir: Path) -> dict | None:
+    """What the ranker learned about examination (saved by training when it corrects for
+    position bias), with the simulated world's true curve k ** -position_bias beside it."""
+    path = ranker_dir / EXAMINATION_FILE
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    if cfg.data.source == "synthetic":
+        record["world"] = (np.asarray(record["positions"], dtype=float) ** -cfg.world.position_bias).round(6).tolist()
+    return record
 
 
 def evaluate_split(cfg: Config, prepared_dir: Path, ranker_dir: Path, metrics_path: Path, report_dir: Path,

@@ -64,6 +64,7 @@ def render(summary: dict, slices: pd.DataFrame, key: str, gate_problems: list[st
                                       is not None and is_expected_rate(target) else "") + ").")
     out += ["", "## Quality gate", ""]
     out += [f"- FAILED: {p}" for p in gate_problems] or ["- passed"]
+    out += examination_table(summary.get("examination"))
     for target in targets:
         out += ["", f"## {target}", "", f"| method | {key} (95 % CI) | ndcg@5 | MRR | MAP | AUC |", "|---|---|---|---|---|---|"]
         for method in sorted(methods, key=lambda m: -(methods[m].get(target, {}).get(key) or -1)):
@@ -202,6 +203,46 @@ def _inline_markdown(text: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", html)
 
 
+def examination_curves(record: dict) -> dict[str, list[float]]:
+    """The examination curves of a position-bias correction, by name: the estimate from the train
+    log, the position tower's per task, and the world's true one where the data is simulated."""
+    curves = {"estimated from the log": record["examination"]["all"]}
+    curves.update({f"tower, {task}": curve for task, curve in record.get("tower", {}).items()})
+    if record.get("world") is not None:
+        curves["world (truth)"] = record["world"]
+    return curves
+
+
+def examination_table(record: dict | None) -> list[str]:
+    """Markdown: the model's examination curve beside the world's, per position."""
+    if not record:
+        return []
+    curves = examination_curves(record)
+    out = ["", "## Position bias", "",
+           f"Trained with `train.position_debiasing: {record['method']}`. Examination by shown position, 1 at "
+           f"position 1, estimated on the train log by {record['estimator']}; inverse propensities are capped at "
+           f"1/{record['clip']:g}.", "", "| position | " + " | ".join(curves) + " |", "|---" * (len(curves) + 1) + "|"]
+    for i, position in enumerate(record["positions"]):
+        out.append(f"| {position} | " + " | ".join(f"{c[i]:.3f}" for c in curves.values()) + " |")
+    return out
+
+
+def examination_plot(record: dict | None) -> str:
+    """The examination curves against position (HTML ``<img>``), or nothing without a correction."""
+    if not record:
+        return ""
+    fig = _figure("examination by position", (6.0, 3.6))
+    ax = fig.subplots()
+    for name, curve in examination_curves(record).items():
+        ax.plot(record["positions"], curve, marker="o", markersize=3, label=name,
+                linestyle="--" if name.startswith("world") else "-")
+    ax.set_xlabel("shown position")
+    ax.set_ylabel("examination (position 1 = 1)")
+    ax.legend(fontsize=8)
+    return (f"<h2>Position bias</h2><p>Trained with <code>train.position_debiasing: {escape(record['method'])}"
+            "</code>; report.md has the numbers.</p>" + _figure_png(fig))
+
+
 def render_html(summary: dict, slices: pd.DataFrame, key: str, gate_problems: list[str], title: str) -> str:
     """The evaluation report as one self-contained page: the same claims, gate, tables and slices
     as :func:`render`, from the same summary, with the plots inlined as PNG; every method in the
@@ -229,4 +270,5 @@ def render_html(summary: dict, slices: pd.DataFrame, key: str, gate_problems: li
         out.append("</table>")
     if not slices.empty:
         out += [f"<h2>{escape(key)} by slice (vocabulary-gap tags, query frequency)</h2>", slice_plot(slices, key)]
+    out.append(examination_plot(summary.get("examination")))
     return "\n".join(out) + "\n</body></html>\n"

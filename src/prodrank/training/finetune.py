@@ -38,9 +38,17 @@ from prodrank.models.losses import (
     UncertaintyWeighting,
 )
 from prodrank.models.multitask import HeadConfig
+from prodrank.models.position_tower import PositionTower
 from prodrank.models.ranker import CrossEncoderRanker, LoadedRanker, save_ranker
+from prodrank.paths import EXAMINATION_FILE
 from prodrank.training.distributed import DistContext, init_distributed, shutdown_distributed
 from prodrank.training.groups import QueryGroup, build_groups, load_split
+from prodrank.training.propensity import (
+    Propensities,
+    debiased_counts,
+    estimate_propensities,
+    exposure_matrix,
+)
 from prodrank.training.schedule import linear_warmup_decay, seed_everything
 
 log = logging.getLogger(__name__)
@@ -57,14 +65,16 @@ class Batch:
     slot_query: torch.Tensor  # [B] index of the pair's query within the batch
     slot_item: torch.Tensor  # [B] index of the pair within its query's list
     n_queries: int
+    exposure: torch.Tensor | None = None  # [B, K] share of impressions per shown position
 
     def to(self, device: torch.device) -> Batch:
         return Batch(self.queries, self.product_ids, self.targets.to(device), self.weights.to(device),
-                     self.slot_query.to(device), self.slot_item.to(device), self.n_queries)
+                     self.slot_query.to(device), self.slot_item.to(device), self.n_queries,
+                     None if self.exposure is None else self.exposure.to(device))
 
 
 def sample_batch(groups: list[QueryGroup], candidates: int, rng: np.random.Generator) -> Batch:
-    queries, pids, targets, weights, slot_q, slot_i = [], [], [], [], [], []
+    queries, pids, targets, weights, slot_q, slot_i, exposure = [], [], [], [], [], [], []
     for q, group in enumerate(groups):
         n = len(group.product_ids)
         # uniform subsampling keeps the BCE targets unbiased (no positive oversampling)
@@ -73,6 +83,8 @@ def sample_batch(groups: list[QueryGroup], candidates: int, rng: np.random.Gener
         pids += group.product_ids[idx].tolist()
         targets.append(group.targets[idx])
         weights.append(group.weights[idx])
+        if group.exposure is not None:
+            exposure.append(group.exposure[idx])
         slot_q += [q] * len(idx)
         slot_i += list(range(len(idx)))
     return Batch(
@@ -83,6 +95,7 @@ def sample_batch(groups: list[QueryGroup], candidates: int, rng: np.random.Gener
         torch.tensor(slot_q),
         torch.tensor(slot_i),
         len(groups),
+        torch.tensor(np.concatenate(exposure), dtype=torch.float32) if exposure else None,
     )
 
 
@@ -103,6 +116,7 @@ def shard(batch: Batch, ctx: DistContext) -> Batch:
         remap[batch.slot_query[keep]],
         batch.slot_item[keep],
         len(kept_queries),
+        None if batch.exposure is None else batch.exposure[keep],
     )
 
 
@@ -113,9 +127,13 @@ class MultiTaskObjective(nn.Module):
         super().__init__()
         self.model = model
         self.tasks = model.tasks
+        # training only: the ranker saved and served is ``model`` alone
+        self.position_tower = (PositionTower(config.max_position, self.tasks)
+                               if config.position_debiasing == "tower" else None)
         self.bce = PointwiseBCE()
         self.listwise = LISTWISE_LOSSES[config.listwise_loss]() if config.listwise_loss != "none" else None
         self.listwise_weight = config.listwise_weight
+        self.debiasing = config.position_debiasing
         self.weighting = (
             UncertaintyWeighting(self.tasks)
             if config.task_weighting == "uncertainty"
@@ -131,12 +149,16 @@ class MultiTaskObjective(nn.Module):
         device = batch.targets.device
         mask = torch.zeros(shape, dtype=torch.bool, device=device)
         mask[batch.slot_query, batch.slot_item] = True
+        log_seen = self.position_tower.log_seen(batch.exposure) if self.position_tower is not None else None
         for t, task in enumerate(self.tasks):
             target = batch.targets[:, t]
-            loss = self.bce(output.log_p[task], output.log_not_p[task], target, batch.weights, normalizers["bce"])
+            log_p, log_not_p = output.log_p[task], output.log_not_p[task]
+            if log_seen is not None:  # the logged rate is p(seen) * p(event | seen)
+                log_p, log_not_p = self.position_tower.observed(log_p, log_seen[:, t])
+            loss = self.bce(log_p, log_not_p, target, batch.weights, normalizers["bce"])
             parts[f"{task}/bce"] = loss.detach()
             if self.listwise is not None:
-                scores = torch.zeros(shape, device=device).index_put((batch.slot_query, batch.slot_item), output.log_p[task])
+                scores = torch.zeros(shape, device=device).index_put((batch.slot_query, batch.slot_item), log_p)
                 gains = torch.zeros(shape, device=device).index_put((batch.slot_query, batch.slot_item), target)
                 listwise = self.listwise(scores, gains, mask, normalizers[f"{task}/listwise"])
                 parts[f"{task}/listwise"] = listwise.detach()
@@ -271,6 +293,7 @@ class TrainData:
     products: dict[str, dict]
     train_groups: list[QueryGroup]
     valid_groups: list[QueryGroup]
+    propensities: Propensities | None = None  # estimated on the train log when debiasing
 
 
 @dataclass
@@ -295,8 +318,10 @@ def load_training_data(cfg: Config, prepared_dir: Path) -> TrainData:
     catalog = pd.read_parquet(prepared_dir / "catalog.parquet")
     train, valid = load_split(prepared_dir, "train"), load_split(prepared_dir, "valid")
     grades = grade_range(train["interactions"], tcfg.tasks)
-    train_groups = build_groups(train["interactions"], train["queries"], tcfg.tasks, tcfg.score_weights, grades)
-    valid_groups = build_groups(valid["interactions"], valid["queries"], tcfg.tasks, tcfg.score_weights, grades)
+    debiased = debias_splits(cfg, train, valid)
+    train_groups = build_groups(debiased.train, train["queries"], tcfg.tasks, tcfg.score_weights, grades,
+                                debiased.exposure)
+    valid_groups = build_groups(debiased.valid, valid["queries"], tcfg.tasks, tcfg.score_weights, grades)
     rng = np.random.default_rng(cfg.seed)
     if tcfg.max_train_queries and len(train_groups) > tcfg.max_train_queries:
         train_groups = [train_groups[i] for i in np.sort(rng.choice(len(train_groups), tcfg.max_train_queries, replace=False))]
@@ -305,7 +330,50 @@ def load_training_data(cfg: Config, prepared_dir: Path) -> TrainData:
         valid_groups = [valid_groups[i] for i in np.sort(rng.choice(len(valid_groups), tcfg.max_eval_queries, replace=False))]
     if not train_groups or not valid_groups:
         raise ValueError(f"need training and validation queries, got {len(train_groups)} and {len(valid_groups)}")
-    return TrainData(catalog, product_fields(catalog), train_groups, valid_groups)
+    return TrainData(catalog, product_fields(catalog), train_groups, valid_groups, debiased.propensities)
+
+
+@dataclass
+class DebiasedSplits:
+    """The interactions a run trains and selects on, after the position-bias correction."""
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    exposure: np.ndarray | None = None  # [n_train, K] for the position tower
+    propensities: Propensities | None = None
+
+
+def debias_splits(cfg: Config, train: dict[str, pd.DataFrame], valid: dict[str, pd.DataFrame]) -> DebiasedSplits:
+    """``train.position_debiasing``: ipw trains on inverse-propensity-weighted counts, tower on
+    the logged counts with each pair's exposure per position. Either way validation gains are
+    IPW-corrected, because NDCG on logged engagement rewards agreeing with the logging ranker
+    and would select against the correction. Propensities come from the train log only."""
+    tcfg = cfg.train
+    if tcfg.position_debiasing == "none":
+        return DebiasedSplits(train["interactions"], valid["interactions"])
+    if "positions" not in train or "positions" not in valid:
+        raise ValueError(f"train.position_debiasing: {tcfg.position_debiasing} needs per-position counts (the "
+                         f"positions table), which data source {cfg.data.source!r} does not log; set it to none")
+    propensities = estimate_propensities(train["positions"], tcfg.max_position, tcfg.propensity_clip)
+    log.info("examination by position (estimated on the train log, 1 = position 1): %s",
+             np.round(propensities.examination, 3).tolist())
+    valid_counts = debiased_counts(valid["interactions"], valid["positions"], propensities)
+    if tcfg.position_debiasing == "ipw":
+        return DebiasedSplits(debiased_counts(train["interactions"], train["positions"], propensities),
+                              valid_counts, propensities=propensities)
+    exposure = exposure_matrix(train["interactions"], train["positions"], tcfg.max_position)
+    return DebiasedSplits(train["interactions"], valid_counts, exposure, propensities)
+
+
+def examination_record(run: Run, data: TrainData) -> dict | None:
+    """What the model learned about examination, saved beside it for the evaluation report:
+    the curve estimated on the train log, and the position tower's own where it has one."""
+    if data.propensities is None:
+        return None
+    record = {**data.propensities.to_dict(), "method": run.objective.debiasing}
+    if run.objective.position_tower is not None:
+        record["tower"] = run.objective.position_tower.record()
+    return record
 
 
 def set_up(cfg: Config, data: TrainData, init_dir: Path, ctx: DistContext) -> Run:
@@ -387,6 +455,9 @@ def validate_and_keep_best(cfg: Config, run: Run, data: TrainData, state: TrainS
         if run.ctx.is_main:
             with atomic_dir(best_dir) as tmp:
                 save_ranker(run.model, run.pair_encoder, tmp)
+                record = examination_record(run, data)
+                if record is not None:
+                    write_json(record, tmp / EXAMINATION_FILE)
     else:
         state.bad_evals += 1
     if state.bad_evals >= cfg.train.patience:

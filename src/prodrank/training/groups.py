@@ -19,6 +19,7 @@ class QueryGroup:
     targets: np.ndarray  # [n, T] float in [0, 1], one column per task
     weights: np.ndarray  # [n] float, impressions
     gains: np.ndarray  # [n] float, sum_t score_weight_t * target_t (validation NDCG)
+    exposure: np.ndarray | None = None  # [n, K] share of impressions per shown position (position tower)
 
 
 def build_groups(
@@ -27,7 +28,9 @@ def build_groups(
     tasks: tuple[TaskConfig, ...],
     score_weights: dict[str, float],
     grades: tuple[float, float],
+    exposure: np.ndarray | None = None,
 ) -> list[QueryGroup]:
+    """One group per query; ``exposure`` rows follow the interactions rows."""
     texts = queries.set_index("query_id")["query"]
     targets = task_targets(interactions, tasks, grades)
     weights = np.array([score_weights.get(t.name, 0.0 if score_weights else 1.0) for t in tasks])
@@ -40,10 +43,14 @@ def build_groups(
     impressions = interactions["impressions"].to_numpy(dtype=np.float64)
     for idx in np.split(order, bounds):
         qid = uniques[codes[idx[0]]]
-        groups.append(QueryGroup(qid, str(texts[qid]), pids[idx], targets[idx], impressions[idx], gains[idx]))
+        groups.append(QueryGroup(qid, str(texts[qid]), pids[idx], targets[idx], impressions[idx], gains[idx],
+                                 None if exposure is None else exposure[idx]))
     return groups
 
 
 def load_split(prepared_dir: str | Path, split: str) -> dict[str, pd.DataFrame]:
+    """A split's queries and interactions, and its per-position counts where the source logs them."""
     directory = Path(prepared_dir) / split
-    return {name: pd.read_parquet(directory / f"{name}.parquet") for name in ("queries", "interactions")}
+    names = ("queries", "interactions", "positions")
+    return {name: pd.read_parquet(directory / f"{name}.parquet") for name in names
+            if name != "positions" or (directory / f"{name}.parquet").exists()}
