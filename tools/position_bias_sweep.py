@@ -75,11 +75,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="bias_sweep")
     parser.add_argument("--biases", type=float, nargs="+", default=[0.0, 1.0, 2.0])
+    parser.add_argument("--method", choices=["tower", "ipw"], default=None,
+                        help="the correction to measure (default: the profile's train.position_debiasing)")
     parser.add_argument("--work", type=Path, default=Path("models/bias_sweep"))
     parser.add_argument("--out", type=Path, default=Path("reports/bias_sweep.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     base = load_config(profile=args.profile)
+    base = with_bias(base, base.world.position_bias, args.method or base.train.position_debiasing)
+    if base.train.position_debiasing == "none":
+        parser.error(f"profile {args.profile!r} trains without a correction: pass --method tower or ipw")
     rows = []
     for bias in args.biases:
         rows += sweep_point(with_bias(base, bias), args.work / f"bias_{bias:g}")

@@ -9,7 +9,7 @@ import pytest
 from prodrank.config import WorldConfig
 from prodrank.data.schema import POSITIONS
 from prodrank.sim.world import generate_world
-from prodrank.training.propensity import Propensities, debiased_counts, estimate_propensities, exposure_matrix
+from prodrank.training.propensity import Propensities, estimate_propensities, examined_counts, exposure_matrix
 
 
 @pytest.mark.parametrize("bias", [0.0, 1.0, 2.0])
@@ -42,16 +42,16 @@ def frames():
     return interactions, positions
 
 
-def test_ipw_counts_divide_each_event_by_its_positions_clipped_propensity():
+def test_ipw_counts_each_impression_as_its_positions_clipped_propensity_of_an_examination():
     interactions, positions = frames()
     props = Propensities(np.array([1.0, 0.5, 0.2, 0.05]), np.ones(4), clip=0.1, comparisons=1)
-    out = debiased_counts(interactions, positions, props)
+    out = examined_counts(interactions, positions, props)
     assert list(out.columns) == list(interactions.columns)
-    # a: 2/1 + 1/0.5 clicks; b at position 30 (bucket 4, propensity 0.05 clipped to 0.1): 1/0.1
-    np.testing.assert_allclose(out["clicks"], [4.0, 10.0])
-    np.testing.assert_allclose(out["add_to_carts"], [1.0 + 2.0, 0.0])
-    np.testing.assert_allclose(out["purchases"], [2.0, 0.0])
-    np.testing.assert_array_equal(out["impressions"], interactions["impressions"])
+    # a: 3 impressions at position 1 and 3 at 2; b: 4 at position 30 (the last bucket, 0.05 clipped to 0.1)
+    np.testing.assert_allclose(out["impressions"], [3 * 1.0 + 3 * 0.5, 4 * 0.1])
+    for events in ("clicks", "add_to_carts", "purchases"):
+        np.testing.assert_array_equal(out[events], interactions[events])
+    np.testing.assert_allclose(props.curve(6), [1.0, 0.5, 0.2, 0.05, 0.05, 0.05])
 
 
 def test_exposure_is_each_pairs_share_of_impressions_per_position():

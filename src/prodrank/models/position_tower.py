@@ -8,36 +8,38 @@ takes up what the position explains, so the head learns relevance free of it. At
 the tower is dropped: products are ranked by the head alone, at no serving cost, and the
 tower is never saved with the ranker.
 
+With the shown position as its only input, a shallow tower is one learned logit per
+position and task. It starts at the examination curve estimated from the log
+(training/propensity.py) rather than at "always seen": a few hundred steps at the head's
+learning rate move a logit by well under one unit, so a tower started flat stays nearly
+flat and corrects nothing (measured: 0.96 at position 10 where the world has 0.10).
+
 A pair shown at several positions is seen with the impression-weighted mean of their
 examination probabilities (``exposure`` holds each pair's share of impressions per
 position), which keeps training on the aggregated (query, product) rows.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from prodrank.models.multitask import log1mexp
 
-# sigmoid(2) = 0.88: every position starts as nearly always seen, so the head starts by
-# explaining the logged rates as it would without the tower
-INITIAL_LOGIT = 2.0
-
 
 class PositionTower(nn.Module):
-    """Position -> per-task examination logit: an embedding per position, one hidden layer."""
+    """Position -> per-task examination logit, started at an examination curve."""
 
-    def __init__(self, max_position: int, tasks: tuple[str, ...], hidden: int = 16) -> None:
+    def __init__(self, initial: np.ndarray, tasks: tuple[str, ...]) -> None:
+        """``initial``: [K] examination probabilities in (0, 1], position 1 first."""
         super().__init__()
         self.tasks = tasks
-        self.embedding = nn.Embedding(max_position, hidden)
-        self.out = nn.Linear(hidden, len(tasks))
-        nn.init.zeros_(self.out.weight)
-        nn.init.constant_(self.out.bias, INITIAL_LOGIT)
+        start = torch.as_tensor(np.clip(initial, 1e-3, 1 - 1e-3), dtype=torch.float32)
+        self.logits = nn.Parameter(torch.logit(start)[:, None].repeat(1, len(tasks)))  # [K, T]
 
     def examination(self) -> torch.Tensor:
         """p(seen | position) per task: [K, T]."""
-        return torch.sigmoid(self.out(torch.relu(self.embedding.weight)))
+        return torch.sigmoid(self.logits)
 
     def log_seen(self, exposure: torch.Tensor) -> torch.Tensor:
         """log p(seen) per pair and task, [B, T], from ``exposure`` [B, K] (rows sum to 1)."""

@@ -45,8 +45,8 @@ from prodrank.training.distributed import DistContext, init_distributed, shutdow
 from prodrank.training.groups import QueryGroup, build_groups, load_split
 from prodrank.training.propensity import (
     Propensities,
-    debiased_counts,
     estimate_propensities,
+    examined_counts,
     exposure_matrix,
 )
 from prodrank.training.schedule import linear_warmup_decay, seed_everything
@@ -123,13 +123,13 @@ def shard(batch: Batch, ctx: DistContext) -> Batch:
 class MultiTaskObjective(nn.Module):
     """Ranker plus its losses; one module so DistributedDataParallel wraps all trainables."""
 
-    def __init__(self, model: CrossEncoderRanker, config: TrainConfig) -> None:
+    def __init__(self, model: CrossEncoderRanker, config: TrainConfig, propensities: Propensities | None = None) -> None:
         super().__init__()
         self.model = model
         self.tasks = model.tasks
         # training only: the ranker saved and served is ``model`` alone
-        self.position_tower = (PositionTower(config.max_position, self.tasks)
-                               if config.position_debiasing == "tower" else None)
+        self.position_tower = (PositionTower(propensities.curve(config.max_position), self.tasks)
+                               if config.position_debiasing == "tower" and propensities is not None else None)
         self.bce = PointwiseBCE()
         self.listwise = LISTWISE_LOSSES[config.listwise_loss]() if config.listwise_loss != "none" else None
         self.listwise_weight = config.listwise_weight
@@ -344,8 +344,8 @@ class DebiasedSplits:
 
 
 def debias_splits(cfg: Config, train: dict[str, pd.DataFrame], valid: dict[str, pd.DataFrame]) -> DebiasedSplits:
-    """``train.position_debiasing``: ipw trains on inverse-propensity-weighted counts, tower on
-    the logged counts with each pair's exposure per position. Either way validation gains are
+    """``train.position_debiasing``: ipw trains on events per examined impression
+    (training/propensity.py), tower on the logged counts with each pair's exposure per position. Either way validation gains are
     IPW-corrected, because NDCG on logged engagement rewards agreeing with the logging ranker
     and would select against the correction. Propensities come from the train log only."""
     tcfg = cfg.train
@@ -357,9 +357,9 @@ def debias_splits(cfg: Config, train: dict[str, pd.DataFrame], valid: dict[str, 
     propensities = estimate_propensities(train["positions"], tcfg.max_position, tcfg.propensity_clip)
     log.info("examination by position (estimated on the train log, 1 = position 1): %s",
              np.round(propensities.examination, 3).tolist())
-    valid_counts = debiased_counts(valid["interactions"], valid["positions"], propensities)
+    valid_counts = examined_counts(valid["interactions"], valid["positions"], propensities)
     if tcfg.position_debiasing == "ipw":
-        return DebiasedSplits(debiased_counts(train["interactions"], train["positions"], propensities),
+        return DebiasedSplits(examined_counts(train["interactions"], train["positions"], propensities),
                               valid_counts, propensities=propensities)
     exposure = exposure_matrix(train["interactions"], train["positions"], tcfg.max_position)
     return DebiasedSplits(train["interactions"], valid_counts, exposure, propensities)
@@ -382,7 +382,7 @@ def set_up(cfg: Config, data: TrainData, init_dir: Path, ctx: DistContext) -> Ru
     train_products = data.catalog["product_id"].isin({p for g in data.train_groups for p in g.product_ids})
     features = ProductFeatures.fit(data.catalog[train_products], tcfg.product_features) if tcfg.product_features else None
     model, pair_encoder = build_model(tcfg, init_dir, features)
-    objective = MultiTaskObjective(model, tcfg).to(ctx.device)
+    objective = MultiTaskObjective(model, tcfg, data.propensities).to(ctx.device)
     optimizer = _optimizer(objective, tcfg)
     steps_per_epoch = math.ceil(len(data.train_groups) / tcfg.queries_per_batch)
     total_steps = tcfg.epochs * steps_per_epoch

@@ -24,10 +24,15 @@ likelihood gamma overfits and flattens the curve (on the default synthetic log, 
 position 2 where the truth is 0.50); shrinking gamma instead confounds examination with
 the logging ranker's quality. The ratio estimator needs neither (0.50 there).
 
-Add-to-carts and purchases happen only after a click, so the same examination gates them,
-and :func:`debiased_counts` divides every event count by the propensity of the position it
-happened at: the inverse-propensity-weighted (IPW) estimate of the events one examined
-impression would bring.
+Add-to-carts and purchases happen only after a click, so the same examination gates every
+event. The correction (``ipw``) counts each impression as theta_k examined impressions
+(:func:`examined_counts`): a pair's target becomes events / sum_k n_k theta_k, its weight
+sum_k n_k theta_k. With theta known this is the click model's own likelihood for small
+rates (sum_k c_k log(theta_k p) + (n_k - c_k) log(1 - theta_k p) ~ C log p - p sum_k n_k theta_k),
+and it is the self-normalised form of inverse-propensity weighting: the plain form, which
+divides each event by theta_k and keeps n as the weight, lets one click at a rarely
+examined position set a pair's target to 1, and measured worse on validation
+(docs/experiments.md).
 """
 from __future__ import annotations
 
@@ -35,8 +40,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-from prodrank.data.schema import COUNT_COLUMNS
 
 
 def position_bucket(position: np.ndarray, max_position: int) -> np.ndarray:
@@ -56,6 +59,10 @@ class Propensities:
     @property
     def max_position(self) -> int:
         return len(self.examination)
+
+    def curve(self, max_position: int) -> np.ndarray:
+        """[max_position] examination, the last estimated value carried on past the log's last position."""
+        return self.examination[np.minimum(np.arange(max_position), self.max_position - 1)]
 
     def weights(self, position: np.ndarray) -> np.ndarray:
         """Inverse propensities of 1-based positions, at most 1 / clip."""
@@ -100,17 +107,17 @@ def estimate_propensities(positions: pd.DataFrame, max_position: int, clip: floa
     return Propensities(np.minimum(np.exp(np.concatenate([[0.0], log_theta])), 1.0), per_position, clip, len(rows))
 
 
-def debiased_counts(interactions: pd.DataFrame, positions: pd.DataFrame, propensities: Propensities) -> pd.DataFrame:
-    """``interactions`` with every event count replaced by its IPW estimate (module doc):
-    sum over the pair's positions of count_k / theta_k. Impressions stay as logged, so the
-    task target count / impressions estimates the rate per examined impression."""
-    weight = propensities.weights(positions["position"].to_numpy())
-    events = [c for c in COUNT_COLUMNS if c != "impressions"]
-    weighted = positions[["query_id", "product_id"]].assign(
-        **{c: positions[c].to_numpy(dtype=np.float64) * weight for c in events})
-    sums = weighted.groupby(["query_id", "product_id"], sort=False)[events].sum()
-    out = interactions.drop(columns=events).merge(sums, on=["query_id", "product_id"], how="left", validate="1:1")
-    if out[events].isna().any().any():
+def examined_counts(interactions: pd.DataFrame, positions: pd.DataFrame, propensities: Propensities) -> pd.DataFrame:
+    """``interactions`` with ``impressions`` replaced by the expected number of *examined*
+    impressions, sum over the pair's positions of n_k * theta_k (theta capped below at the
+    clip); the event counts stay as logged (module doc). The task target events / examined
+    impressions then estimates the rate per examined impression, and the examined impressions
+    are its example weight."""
+    examined = positions["impressions"].to_numpy(dtype=np.float64) / propensities.weights(positions["position"].to_numpy())
+    sums = positions[["query_id", "product_id"]].assign(impressions=examined).groupby(
+        ["query_id", "product_id"], sort=False)["impressions"].sum()
+    out = interactions.drop(columns="impressions").merge(sums, on=["query_id", "product_id"], how="left", validate="1:1")
+    if out["impressions"].isna().any():
         raise ValueError("the positions table lacks some (query, product) pairs of the interactions table")
     return out[interactions.columns]
 
