@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from prodrank.evaluation.evaluate import examination_summary
 from prodrank.models.ranker import load_ranker
 from prodrank.paths import EXAMINATION_FILE
 from tests.model.test_training import config, run
@@ -30,14 +31,16 @@ def add_positions(prepared_dir):
 
 @pytest.mark.parametrize("method", ["ipw", "tower"])
 def test_each_correction_trains_and_records_the_examination_curve(method, prepared_dir, tiny_init_dir, tmp_path):
-    summary, out = run(config(position_debiasing=method, max_position=3), add_positions(prepared_dir),
-                       tiny_init_dir, tmp_path)
+    cfg = config(position_debiasing=method, max_position=3)
+    summary, out = run(cfg, add_positions(prepared_dir), tiny_init_dir, tmp_path)
     assert summary["steps"] == 6 and np.isfinite(summary["best_valid_ndcg@10"])
     record = json.loads((out / "ranker" / EXAMINATION_FILE).read_text())
     assert record["method"] == method and record["positions"] == [1, 2, 3]
     assert record["examination"]["all"][0] == 1.0 and len(record["examination"]["all"]) == 3
     if method == "tower":
         assert set(record["tower"]) == {"click", "add_to_cart", "purchase"}
+    shown = examination_summary(cfg, out / "ranker")  # what the evaluation report shows
+    assert shown["world"] == [1.0, 0.5, round(3 ** -1.0, 6)]  # the simulated world's k ** -position_bias
     ranker = load_ranker(out / "ranker")  # the tower is training-only: the served ranker has none
     assert not any("position_tower" in name for name, _ in ranker.model.named_parameters())
 

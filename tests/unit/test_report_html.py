@@ -56,3 +56,16 @@ def test_the_page_renders_offline_in_headless_chromium(tmp_path):
         rows = page.evaluate("document.querySelectorAll('table tr').length")
     assert len(images) == 3 and all(done and width > 300 for done, width, _ in images), images
     assert rows == len(TARGETS) * 6  # a header and five methods per task
+
+
+def test_a_corrected_models_examination_curve_is_shown_beside_the_worlds():
+    data = {**summary(), "examination": {
+        "method": "tower", "positions": [1, 2, 3], "examination": {"all": [1.0, 0.52, 0.31]},
+        "tower": {"click": [1.0, 0.49, 0.35]}, "world": [1.0, 0.5, 0.333333], "clip": 0.1,
+        "estimator": "intervention harvesting"}}
+    markdown = render(data, slices(), "ndcg@10", [], "evaluation")
+    assert "| position | estimated from the log | tower, click | world (truth) |" in markdown
+    assert "| 2 | 0.520 | 0.490 | 0.500 |" in markdown
+    html = render_html(data, slices(), "ndcg@10", [], "evaluation")
+    assert '<img alt="examination by position"' in html and "position_debiasing: tower" in html
+    assert "Position bias" not in render(summary(), slices(), "ndcg@10", [], "evaluation")  # none without a correction
