@@ -107,8 +107,14 @@ def prefect_ui(png: str | Path, page: str = "runs", width: int = 1400, height: i
         raise RuntimeError("no Prefect server answers: start one with `make prefect-server`")
     names = recent_run_names(info.api_url)
     url = f"{info.ui_url}/{page}"
-    dom = snapshot(url, png, width, height)
-    shown = [name for name in names if name in dom]
+    shown: list[str] = []
+    # the app lists runs only after its own API calls return; on a loaded machine the first
+    # load can end before they do, so a page without any run is loaded again (three tries)
+    for _ in range(3):
+        dom = snapshot(url, png, width, height)
+        shown = [name for name in names if name in dom]
+        if shown:
+            break
     return {"url": url, "rendered": bool(shown), "runs_in_api": names, "runs_shown": shown,
             "png": str(png) if Path(png).exists() else None}
 
