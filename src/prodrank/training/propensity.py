@@ -69,7 +69,8 @@ class Propensities:
         return 1.0 / np.maximum(self.examination[position_bucket(position, self.max_position)], self.clip)
 
     def to_dict(self) -> dict:
-        return {"method": "ipw", "positions": list(range(1, self.max_position + 1)),
+        """The estimate as saved beside a ranker (``examination.json``) and shown in its report."""
+        return {"positions": list(range(1, self.max_position + 1)),
                 "examination": {"all": self.examination.round(6).tolist()},
                 "impressions": self.impressions.astype(int).tolist(), "clip": self.clip,
                 "estimator": "intervention harvesting", "position_pairs": self.comparisons}
