@@ -128,8 +128,9 @@ class MultiTaskObjective(nn.Module):
         self.model = model
         self.tasks = model.tasks
         # training only: the ranker saved and served is ``model`` alone
+        # the tower starts at the examination curve estimated from the log (models/position_tower.py)
         self.position_tower = (PositionTower(propensities.curve(config.max_position), self.tasks)
-                               if config.position_debiasing == "tower" and propensities is not None else None)
+                               if config.position_debiasing == "tower" else None)
         self.bce = PointwiseBCE()
         self.listwise = LISTWISE_LOSSES[config.listwise_loss]() if config.listwise_loss != "none" else None
         self.listwise_weight = config.listwise_weight
