@@ -3,7 +3,7 @@
     python benchmarks/bench_serving.py                     # tiny model (tiny profile's shape), quick
     python benchmarks/bench_serving.py --arch minilm       # default architecture (MiniLM-L6 + MMoE head)
     python benchmarks/bench_serving.py --model-dir models/student --teacher-dir models/ranker
-                                                           # what `make run` packages: the student serves
+                                                           # what `make run` packages: the two-tower student serves
     python benchmarks/bench_serving.py --model-dir models/ranker   # a trained ranker on its own (torch)
     python benchmarks/bench_serving.py --url http://127.0.0.1:3000 # an already running server
 
@@ -22,6 +22,11 @@ Reported, with the hardware (SIMD flags included) and settings:
 4. int8: speed, and accuracy cost vs fp32 (score correlation, top-10 overlap, NDCG@10
    against the synthetic world's true relevance).
 The load generator runs on the same CPU as the server: HTTP figures include its cost.
+
+Every workload product is scored once before timing, by the server and in-process: a two-tower
+student finds a catalogue product's vector in its packaged product index, so a timed request
+pays the query and the head only. Products it has never seen cost an encoder pass each; for a
+student, rank@N with every product new is timed in-process too ("cold").
 """
 from __future__ import annotations
 
@@ -54,6 +59,7 @@ from prodrank.config import load_config  # noqa: E402
 from prodrank.models.encoder import FIELD_ORDER, EncodedBatch  # noqa: E402
 from prodrank.models.ranker import LoadedRanker, load_ranker, save_ranker  # noqa: E402
 from prodrank.models.runtime import load_scorer  # noqa: E402
+from prodrank.models.student import is_student, load_student  # noqa: E402
 from prodrank.serving.engine import RankingEngine, compare_rankings  # noqa: E402
 from prodrank.serving.process import ServerProcess, request  # noqa: E402
 
@@ -312,15 +318,53 @@ def timed_pair(fns: dict, requests: list[dict]) -> dict:
 
 
 # -- FLOPs -------------------------------------------------------------------------------------
-def flops_per_pair(ranker: LoadedRanker, length: float) -> float:
-    """Forward FLOPs of one pair at ``length`` tokens: every Linear of the encoder per token,
-    attention scores and mixing (4 L^2 h per layer), every Linear of the head once."""
-    from torch import nn
+def linear_flops(module: torch.nn.Module) -> float:
+    return float(sum(2 * m.in_features * m.out_features for m in module.modules() if isinstance(m, torch.nn.Linear)))
 
-    cfg = ranker.model.encoder.config
-    enc = sum(2 * m.in_features * m.out_features for m in ranker.model.encoder.modules() if isinstance(m, nn.Linear))
-    head = sum(2 * m.in_features * m.out_features for m in ranker.model.head.modules() if isinstance(m, nn.Linear))
-    return enc * length + cfg.num_hidden_layers * 4 * length * length * cfg.hidden_size + head
+
+def encoder_flops(encoder: torch.nn.Module, length: float) -> float:
+    """Forward FLOPs of one text of ``length`` tokens: every Linear per token, attention scores
+    and mixing (4 L^2 h per layer)."""
+    cfg = encoder.config
+    return linear_flops(encoder) * length + cfg.num_hidden_layers * 4 * length * length * cfg.hidden_size
+
+
+def flops_per_pair(ranker: LoadedRanker, length: float) -> float:
+    """A cross-encoder pair at ``length`` tokens: the encoder over the pair, the head once."""
+    return encoder_flops(ranker.model.encoder, length) + linear_flops(ranker.model.head)
+
+
+def student_flops(model_dir: Path, requests: list[dict]) -> dict:
+    """A two-tower student's FLOPs per pair at rank@N: the head per pair plus the query's encoder
+    pass shared by the N pairs (product in the index), and the product's own pass when it is not."""
+    model, pe = load_student(model_dir)
+    queries, products, sizes = [], [], []
+    for req in requests:
+        cands = engine_candidates(req)
+        pe.encode_products({c["id"]: c["fields"] for c in cands})
+        queries += [len(r) for r in pe.query_rows([req["query"]])[0]]
+        products += [len(r) for r in pe.product_rows([c["id"] for c in cands])]
+        sizes.append(len(cands))
+    q_len, p_len, n = float(np.mean(queries)), float(np.mean(products)), float(np.mean(sizes))
+    warm = linear_flops(model.head) + encoder_flops(model.query_encoder, q_len) / n
+    return {"query_tokens": q_len, "product_tokens": p_len, "candidates": n, "mflops_per_pair_indexed": warm / 1e6,
+            "mflops_per_pair_new_product": (warm + encoder_flops(model.product_encoder, p_len)) / 1e6}
+
+
+def new_products(request: dict, tag: str) -> dict:
+    """The request with every candidate's title changed: products the model has never seen."""
+    return {**request, "candidates": [{**c, "title": f"{c.get('title') or ''} {tag}"} for c in request["candidates"]]}
+
+
+def warm_products(rank, requests: dict) -> None:
+    """Score every workload product once, 100 at a time (see the module doc)."""
+    seen: dict[str, dict] = {}
+    for reqs in requests.values():
+        for r in reqs:
+            seen.update({c["id"]: c for c in r["candidates"]})
+    candidates = list(seen.values())
+    for start in range(0, len(candidates), 100):
+        rank({"query": "warm up", "candidates": candidates[start : start + 100]})
 
 
 def measured_lengths(ranker: LoadedRanker, requests: list[dict], batch_size: int) -> tuple[float, float]:
@@ -390,16 +434,23 @@ def main() -> None:
             server = start_server(teacher_dir, model_dir if args.teacher_dir else None, args.threads, args.quantize,
                                   workdir, args.catalog)
             url = server.url
-        ranker = load_ranker(model_dir)  # torch weights of the served model: FLOPs
+        two_tower = is_student(model_dir)
+        # torch weights of the served model: its shape and FLOPs
+        if two_tower:
+            model, pair_encoder = load_student(model_dir)
+            encoder = model.query_encoder
+        else:
+            own = load_ranker(model_dir)
+            model, pair_encoder, encoder = own.model, own.pair_encoder, own.model.encoder
         naive_ranker = load_ranker(teacher_dir)  # the naive path runs the teacher
         served = load_scorer(model_dir, serving.runtime, report["settings"]["quantize"], args.threads)
         fp32_scorer = load_scorer(model_dir, serving.runtime, False, args.threads)
-        enc_cfg = ranker.model.encoder.config
-        report["settings"]["encoder"] = (f"{enc_cfg.num_hidden_layers} layers, hidden {enc_cfg.hidden_size}, "
-                                         f"FFN {enc_cfg.intermediate_size}, "
-                                         f"{sum(p.numel() for p in ranker.model.parameters()) / 1e6:.1f} M params")
+        enc_cfg = encoder.config
+        report["settings"]["encoder"] = (f"{'two-tower student: ' if two_tower else ''}{enc_cfg.num_hidden_layers} "
+                                         f"layers, hidden {enc_cfg.hidden_size}, FFN {enc_cfg.intermediate_size}, "
+                                         f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params")
         report["settings"]["runtime"] = served.runtime
-        report["settings"]["max_tokens"] = ranker.pair_encoder.max_length
+        report["settings"]["max_tokens"] = pair_encoder.max_length
         report["settings"]["naive"] = f"{teacher_dir} in torch fp32"
         report["settings"]["max_batch_size"] = serving.max_batch_size
         print(json.dumps(report, indent=1), flush=True)
@@ -413,6 +464,9 @@ def main() -> None:
         kind = "int8" if report["settings"]["quantize"] else "fp32"
         parsed = urlparse(url)
         report["http"], report["in_process"], report["naive"], report["speedup"] = {}, {}, {}, {}
+        warm_products(lambda r: http_load(url, [json.dumps(r).encode()], 1), requests)
+        for scorer_engine in {id(fp32): fp32, id(engine): engine}.values():
+            warm_products(lambda r, e=scorer_engine: e.rank(r["query"], engine_candidates(r)), requests)
         for size in args.sizes:
             reqs = requests[size]
             bodies = [json.dumps({"query": r["query"], "candidates": r["candidates"]}).encode() for r in reqs]
@@ -469,30 +523,40 @@ def main() -> None:
 
         # 3. FLOPs vs measured matmul throughput
         big = max(args.sizes)
-        real_len, padded_len = measured_lengths(ranker, requests[big][: args.naive_requests], engine.max_batch_size)
         h, f = enc_cfg.hidden_size, enc_cfg.intermediate_size
         peak = max(matmul_gflops(4096, h, f, args.threads), matmul_gflops(4096, f, h, args.threads),
                    matmul_gflops(2048, 2048, 2048, args.threads))
-        fl_padded, fl_real = (flops_per_pair(ranker, x) for x in (padded_len, real_len))
         fl_naive = flops_per_pair(naive_ranker, max_len)
         opt_pairs = report["in_process"][f"rank@{big}"]["pairs_s"]
         nai_pairs = report["naive"][f"rank@{big}"]["pairs_s"]
-        report["flops"] = {"real_tokens_per_pair": real_len, "padded_tokens_per_pair": padded_len,
-                           "naive_tokens_per_pair": max_len, "mflops_per_pair_padded": fl_padded / 1e6,
-                           "mflops_per_pair_real": fl_real / 1e6, "mflops_per_pair_naive": fl_naive / 1e6,
-                           "matmul_gflops_measured": peak,
-                           "optimised_gflops": opt_pairs * fl_padded / 1e9,
-                           "optimised_fraction_of_matmul": opt_pairs * fl_padded / 1e9 / peak,
-                           "naive_gflops": nai_pairs * fl_naive / 1e9,
-                           "naive_fraction_of_matmul": nai_pairs * fl_naive / 1e9 / peak,
-                           "pairs_s_at_matmul_limit": peak * 1e9 / fl_real}
-        fl = report["flops"]
-        print(f"FLOPs/pair: {fl['mflops_per_pair_real']:.1f} MFLOP at {real_len:.1f} real tokens, "
-              f"{fl['mflops_per_pair_padded']:.1f} at {padded_len:.1f} padded, {fl['mflops_per_pair_naive']:.1f} naive "
-              f"({max_len}); measured fp32 matmul {peak:.1f} GFLOP/s ({args.threads} threads) -> optimised rank@{big} "
-              f"{fl['optimised_gflops']:.1f} GFLOP/s = {100 * fl['optimised_fraction_of_matmul']:.0f}% of it, naive "
-              f"{100 * fl['naive_fraction_of_matmul']:.0f}%; limit at real lengths {fl['pairs_s_at_matmul_limit']:.0f} pairs/s",
-              flush=True)
+        if two_tower:
+            fl = report["flops"] = student_flops(model_dir, requests[big][: args.naive_requests])
+            served_flops = fl["mflops_per_pair_indexed"] * 1e6
+            cold = timed_pair({"cold": lambda r: engine.rank(r["query"], engine_candidates(new_products(r, f"v{time.perf_counter_ns()}")))},
+                              requests[big][: args.naive_requests])["cold"]
+            report["in_process"][f"rank@{big} new products"] = cold
+            print(f"FLOPs/pair: {fl['mflops_per_pair_indexed']:.2f} MFLOP with the product in the index (head + the "
+                  f"query's {fl['query_tokens']:.1f}-token pass over {fl['candidates']:.0f} pairs), "
+                  f"{fl['mflops_per_pair_new_product']:.1f} for a new product ({fl['product_tokens']:.1f} tokens); "
+                  f"naive teacher {fl_naive / 1e6:.1f} ({max_len}). In-process rank@{big} with every product new: "
+                  f"p50 {cold['p50']:.1f} ms, p99 {cold['p99']:.1f} ms", flush=True)
+        else:
+            real_len, padded_len = measured_lengths(fp32_scorer, requests[big][: args.naive_requests], engine.max_batch_size)
+            served_flops = flops_per_pair(fp32_scorer, padded_len)
+            fl = report["flops"] = {"real_tokens_per_pair": real_len, "padded_tokens_per_pair": padded_len,
+                                    "mflops_per_pair_padded": served_flops / 1e6,
+                                    "mflops_per_pair_real": flops_per_pair(fp32_scorer, real_len) / 1e6}
+            print(f"FLOPs/pair: {fl['mflops_per_pair_real']:.1f} MFLOP at {real_len:.1f} real tokens, "
+                  f"{fl['mflops_per_pair_padded']:.1f} at {padded_len:.1f} padded, {fl_naive / 1e6:.1f} naive ({max_len})",
+                  flush=True)
+        fl.update({"naive_tokens_per_pair": max_len, "mflops_per_pair_naive": fl_naive / 1e6,
+                   "matmul_gflops_measured": peak, "optimised_gflops": opt_pairs * served_flops / 1e9,
+                   "optimised_fraction_of_matmul": opt_pairs * served_flops / 1e9 / peak,
+                   "naive_gflops": nai_pairs * fl_naive / 1e9, "naive_fraction_of_matmul": nai_pairs * fl_naive / 1e9 / peak,
+                   "pairs_s_at_matmul_limit": peak * 1e9 / served_flops})
+        print(f"measured fp32 matmul {peak:.1f} GFLOP/s ({args.threads} threads) -> optimised rank@{big} "
+              f"{fl['optimised_gflops']:.2f} GFLOP/s = {100 * fl['optimised_fraction_of_matmul']:.1f}% of it, naive "
+              f"{100 * fl['naive_fraction_of_matmul']:.0f}%; limit {fl['pairs_s_at_matmul_limit']:.0f} pairs/s", flush=True)
 
         # 4. int8 dynamic quantisation: speed and accuracy cost vs fp32
         q_engine = (engine if served.quantized else RankingEngine(

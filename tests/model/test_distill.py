@@ -1,6 +1,6 @@
-"""Distillation and the ONNX runtime: the student is trained on train queries only, its ONNX
-graph scores as its torch weights do, int8 really quantises, and the pipeline's scorer loader
-picks the runtime asked for."""
+"""Distillation and the ONNX runtime: the two-tower student is trained on train queries only,
+its product index holds the catalogue, its ONNX graphs score as its torch weights do, int8
+really quantises, and the pipeline's scorer loader picks the runtime asked for."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,8 @@ import pytest
 from prodrank.config import resolve
 from prodrank.data.catalog import product_fields
 from prodrank.models.ranker import LoadedRanker, load_ranker
-from prodrank.models.runtime import FP32_FILE, INT8_FILE, OnnxRanker, load_scorer
+from prodrank.models.runtime import QUERY_FILE, QUERY_INT8_FILE, OnnxBackend, load_scorer
+from prodrank.models.student import StudentScorer, TorchBackend, build_student, torch_student
 from prodrank.training import distill as distill_module
 from prodrank.training.finetune import finetune
 from prodrank.training.groups import load_split
@@ -22,8 +23,7 @@ from tests.conftest import make_prepared
 TRAIN = {"expert_hidden": 16, "tower_hidden": 8, "n_experts": 2, "max_steps": 6, "eval_every": 3,
          "checkpoint_every": 3, "queries_per_batch": 4, "candidates_per_query": 5, "learning_rate": 1e-3,
          "dropout": 0.0, "patience": 10, "max_eval_queries": 50, "product_features": ["price", "rating"]}
-DISTILL = {"layers": 1, "hidden": 16, "heads": 2, "epochs": 2, "hard_candidates": 3, "random_candidates": 2,
-           "queries_per_batch": 4}
+DISTILL = {"epochs": 2, "hard_candidates": 3, "random_candidates": 2, "queries_per_batch": 4}
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +68,29 @@ def test_the_student_learns_from_train_queries_only_and_records_its_figures(dist
                 "pairs", "shape", "teacher_seconds"):
         assert key in saved, key
     assert saved["pairs"] > sum(1 for _ in distilled["seen"]) * 3  # shown products plus the extra candidates
-    assert saved["shape"]["hidden"] == 16
+    assert saved["shape"]["kind"] == "two_tower" and saved["shape"]["hidden"] == 32
+    catalog = pd.read_parquet(distilled["prepared"] / "catalog.parquet")
+    assert saved["index"]["products"] == len(catalog)
+
+
+def test_catalogue_products_come_from_the_index_and_a_changed_one_is_encoded_again(distilled):
+    scorer = torch_student(distilled["root"] / "student")
+    products = product_fields(pd.read_parquet(distilled["prepared"] / "catalog.parquet"))
+    pid = next(iter(products))
+    first = scorer.score(["red lamp"], [pid], products)["score"]
+    assert (scorer.index.hits, scorer.index.misses) == (1, 0)
+    changed = {pid: {**products[pid], "title": "a completely different title"}}
+    second = scorer.score(["red lamp"], [pid], changed)["score"]
+    assert scorer.index.misses == 1 and not np.array_equal(first, second)
+    # the packaged vector is what the encoder gives now: the index is not stale
+    fresh = StudentScorer(scorer.backend, scorer.pair_encoder, scorer.tasks)
+    np.testing.assert_allclose(fresh.score(["red lamp"], [pid], products)["score"], first, atol=1e-6)
 
 
 def test_onnx_scores_agree_with_torch_and_the_order_of_pairs_does_not_matter(distilled):
     student_dir = distilled["root"] / "student"
     queries, pids, products = pairs(distilled["prepared"])
-    reference = load_ranker(student_dir).score(queries, pids, products, batch_size=7)
+    reference = load_scorer(student_dir, "torch").score(queries, pids, products, batch_size=7)
     onnx_scores = load_scorer(student_dir, "onnx", quantize=False, threads=1).score(queries, pids, products, batch_size=7)
     for name in ("score", "click", "add_to_cart", "purchase"):
         np.testing.assert_allclose(onnx_scores[name], reference[name], atol=1e-5, rtol=1e-4)
@@ -85,10 +101,11 @@ def test_onnx_scores_agree_with_torch_and_the_order_of_pairs_does_not_matter(dis
 
 def test_int8_changes_the_graph_and_stays_close(distilled):
     student_dir = distilled["root"] / "student"
-    ops = {path: {node.op_type for node in onnx.load(str(student_dir / path)).graph.node} for path in (FP32_FILE, INT8_FILE)}
+    ops = {path: {node.op_type for node in onnx.load(str(student_dir / path)).graph.node}
+           for path in (QUERY_FILE, QUERY_INT8_FILE)}
     quantised = {"MatMulInteger", "DynamicQuantizeLinear"}
-    assert quantised <= ops[INT8_FILE]
-    assert not quantised & ops[FP32_FILE]
+    assert quantised <= ops[QUERY_INT8_FILE]
+    assert not quantised & ops[QUERY_FILE]
     queries, pids, products = pairs(distilled["prepared"])
     fp32 = load_scorer(student_dir, "onnx", quantize=False).score(queries, pids, products)["score"]
     int8 = load_scorer(student_dir, "onnx", quantize=True).score(queries, pids, products)["score"]
@@ -96,11 +113,15 @@ def test_int8_changes_the_graph_and_stays_close(distilled):
     assert np.corrcoef(fp32, int8)[0, 1] > 0.9
 
 
-def test_the_loader_picks_the_runtime_and_falls_back_to_torch_without_graphs(distilled):
+def test_the_loader_picks_the_runtime_and_serves_a_teacher_in_torch(distilled):
     root = distilled["root"]
-    assert isinstance(load_scorer(root / "student", "onnx"), OnnxRanker)
-    assert isinstance(load_scorer(root / "student", "torch"), LoadedRanker)
-    teacher = load_scorer(root / "ranker", "onnx")  # no exported graphs: torch
+    onnx_student = load_scorer(root / "student", "onnx")
+    assert isinstance(onnx_student, StudentScorer) and isinstance(onnx_student.backend, OnnxBackend)
+    torch_scorer = load_scorer(root / "student", "torch")
+    assert isinstance(torch_scorer.backend, TorchBackend) and torch_scorer.runtime == "torch"
+    with pytest.raises(ValueError, match="ONNX Runtime"):
+        load_scorer(root / "student", "torch", quantize=True)
+    teacher = load_scorer(root / "ranker", "onnx")  # a cross-encoder: torch
     assert isinstance(teacher, LoadedRanker) and teacher.runtime == "torch"
     quantised = load_scorer(root / "ranker", "torch", quantize=True)
     assert quantised.quantized
@@ -108,15 +129,18 @@ def test_the_loader_picks_the_runtime_and_falls_back_to_torch_without_graphs(dis
         load_scorer(root / "student", "tensorrt")
 
 
-def test_a_student_as_deep_and_wide_as_its_teacher_starts_as_the_teacher(distilled):
-    from prodrank.models.ranker import LoadedRanker
-    from prodrank.models.student import build_student
-
+def test_an_untrained_student_ranks_by_its_encoders_cosine(distilled):
+    """The similarity prior with a fresh head: the towers start near zero, so before training the
+    student's order is (nearly) the bi-encoder's cosine of the teacher's encoder."""
     teacher = load_ranker(distilled["root"] / "ranker")
-    config = teacher.model.encoder.config
-    student, pair_encoder = build_student(teacher, config.num_hidden_layers, config.hidden_size, 1,
-                                          teacher.pair_encoder.budget)
-    queries, pids, products = pairs(distilled["prepared"])
-    expected = teacher.score(queries, pids, products)["score"]
-    got = LoadedRanker(student, pair_encoder).score(queries, pids, products)["score"]
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    student, pair_encoder = build_student(teacher, 8)
+    scorer = StudentScorer(TorchBackend(student), pair_encoder, student.tasks)
+    queries, pids, products = pairs(distilled["prepared"], n=12)
+    queries = ["red lamp"] * len(pids)
+    score = scorer.score(queries, pids, products)["score"]
+    vectors = scorer.product_vectors(pids, 8)
+    query = scorer.embed_rows(pair_encoder.query_rows(["red lamp"])[0], "query", 8)[0]
+    cosine = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
+    from scipy.stats import spearmanr
+
+    assert spearmanr(score, cosine)[0] > 0.8

@@ -20,7 +20,7 @@ TRAIN = {"expert_hidden": 16, "tower_hidden": 8, "n_experts": 2, "max_steps": 4,
          "checkpoint_every": 2, "queries_per_batch": 4, "candidates_per_query": 5, "learning_rate": 1e-3,
          "dropout": 0.0, "patience": 10, "max_eval_queries": 50,
          "product_features": ["price", "rating"]}  # so the serving path carries request prices and ratings
-DISTILL = {"layers": 1, "hidden": 16, "heads": 2, "epochs": 1, "hard_candidates": 3, "random_candidates": 2}
+DISTILL = {"epochs": 1, "hard_candidates": 3, "random_candidates": 2}
 GATE_PASSED = {"methods": {"prodrank": {"click": {"ndcg@10": 0.81, "ndcg@10_ci": [0.7, 0.9], "mrr": 0.7},
                                         "purchase": {"ndcg@10": 0.6}}},
                "n_queries": 8, "quality_gate": {"passed": True, "problems": []}}

@@ -50,3 +50,25 @@ def test_search_timing_reads_the_servers_retrieval_time(bench, search_server):
     res = bench.search_load(search_server["url"], ["red sofa", "blue lamp", "acme chair"], 20)
     assert res["n"] == 3 and res["p99"] >= res["p50"] > 0
     assert 0 <= res["retrieval_ms_p50"] <= res["p99"]
+
+
+def test_benchmark_paths_for_a_two_tower_student(bench, serving_data):
+    """FLOPs of the student: the head per pair plus the shared query pass with the product in the
+    index, and a product's own pass on top when it is new; the cold path really is new."""
+    request = request_for(serving_data["products"])
+    flops = bench.student_flops(serving_data["student_dir"], [request])
+    assert flops["candidates"] == 12 and flops["query_tokens"] >= 3
+    assert 0 < flops["mflops_per_pair_indexed"] < flops["mflops_per_pair_new_product"]
+    fresh = bench.new_products(request, "v1")
+    assert [c["id"] for c in fresh["candidates"]] == [c["id"] for c in request["candidates"]]
+    assert all(c["title"].endswith(" v1") for c in fresh["candidates"])
+    from prodrank.models.runtime import load_scorer
+
+    student = load_scorer(serving_data["student_dir"], "onnx")
+    engine = RankingEngine(student, threads=1)
+    bench.warm_products(lambda r: engine.rank(r["query"], bench.engine_candidates(r)), {12: [request]})
+    misses = student.index.misses
+    engine.rank(request["query"], bench.engine_candidates(request))
+    assert student.index.misses == misses  # warmed: every product from the index
+    engine.rank(request["query"], bench.engine_candidates(fresh))
+    assert student.index.misses == misses + 12

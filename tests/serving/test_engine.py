@@ -77,6 +77,15 @@ def test_product_cache_is_bounded(ranker):
     assert len(engine.ranker.pair_encoder._product_cache) <= 5
 
 
+def test_the_students_product_vectors_are_bounded_too(serving_data):
+    student = load_scorer(serving_data["student_dir"], "onnx")
+    packaged = len(student.index.packaged)
+    engine = RankingEngine(student, product_cache_size=5)
+    for i in range(4):
+        engine.rank("q", [{"id": f"{i}-{j}", "fields": {"title": f"item {i} {j}"}} for j in range(3)])
+    assert len(student.index.computed) <= 5 and len(student.index.packaged) == packaged
+
+
 def linear_layers(module: nn.Module) -> dict[str, type]:
     return {name: type(m) for name, m in module.named_modules() if isinstance(m, nn.Linear | DynamicLinear)}
 

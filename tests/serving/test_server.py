@@ -56,10 +56,10 @@ def test_probes_and_metadata(server):
     assert meta["product_features"] == ["price", "rating"]  # the fixture model reads both
     assert meta["metrics"]["click.ndcg@10"] == pytest.approx(0.81) and len(meta["params_hash"]) == 64
     assert meta["serving"]["max_candidates"] == 50 and meta["serving"]["warmup_ms"] > 0
-    # the distilled student serves on ONNX Runtime, and says so with its shape
+    # the distilled two-tower student serves on ONNX Runtime, and says so with its shape
     assert meta["served_model"] == {"model": "student", "runtime": "onnx", "quantized": False,
                                     "max_tokens": meta["served_model"]["max_tokens"]}
-    assert meta["student"]["hidden"] == 16 and meta["student"]["layers"] == 1
+    assert meta["student"]["kind"] == "two_tower" and meta["student"]["hidden"] == 32 and meta["student"]["layers"] == 1
     assert meta["student"]["onnx"]["max_abs_score_diff_fp32"] < 1e-4
 
 

@@ -1,46 +1,37 @@
-"""The student's construction: principal projection of the teacher's embeddings, shapes, and the
-distillation losses against float64 references."""
+"""The two-tower student's parts: the interaction features, the product index (by content,
+bounded, saved and loaded), and the distillation losses against float64 references."""
 from __future__ import annotations
 
 import numpy as np
 import torch
-from transformers import BertConfig, BertModel
 
 from prodrank.models.losses import ListwiseKL, LogitMSE
-from prodrank.models.student import principal_projection, project_embeddings, student_encoder_config
+from prodrank.models.student import ProductIndex, interaction
 
 
-def test_principal_projection_is_orthonormal_and_keeps_the_largest_variance():
-    rng = np.random.default_rng(0)
-    # 500 rows in 8 dims, variance concentrated in the first 3 directions of a random rotation
-    rotation, _ = np.linalg.qr(rng.normal(size=(8, 8)))
-    rows = rng.normal(size=(500, 8)) * np.array([10, 8, 6, 0.1, 0.1, 0.1, 0.1, 0.1]) @ rotation.T
-    p = principal_projection(torch.tensor(rows, dtype=torch.float32), 3).double()
-    assert p.shape == (8, 3)
-    assert torch.allclose(p.T @ p, torch.eye(3, dtype=torch.float64), atol=1e-5)
-    centred = rows - rows.mean(axis=0)
-    kept = np.linalg.norm(centred @ p.numpy()) ** 2 / np.linalg.norm(centred) ** 2
-    assert kept > 0.999
+def test_interaction_features_in_float64():
+    q = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
+    p = torch.tensor([[3.0, 0.5]], dtype=torch.float64)
+    f = torch.tensor([[0.25, 1.0]], dtype=torch.float64)
+    expected = [1.0, -2.0, 3.0, 0.5, 3.0, -1.0, 2.0, 2.5, 0.25, 1.0]
+    assert interaction(q, p, f).tolist() == [expected]
+    assert interaction(q, p, None).shape == (1, 8)
 
 
-def test_a_wider_student_gets_empty_extra_dimensions():
-    p = principal_projection(torch.randn(100, 4), 6)
-    assert p.shape == (4, 6) and torch.all(p[:, 4:] == 0)
-
-
-def test_projected_embeddings_keep_the_teachers_similarities():
-    torch.manual_seed(0)
-    teacher = BertModel(BertConfig(vocab_size=300, hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
-                                   intermediate_size=64), add_pooling_layer=False)
-    with torch.no_grad():  # low-rank structure, as trained embeddings have
-        teacher.embeddings.word_embeddings.weight.copy_(torch.randn(300, 12) @ torch.randn(12, 64))
-    student = BertModel(student_encoder_config(teacher, layers=1, hidden=16, heads=2, positions=32),
-                        add_pooling_layer=False)
-    project_embeddings(student, teacher)
-    t = torch.nn.functional.normalize(teacher.embeddings.word_embeddings.weight[:50], dim=1)
-    s = torch.nn.functional.normalize(student.embeddings.word_embeddings.weight[:50], dim=1)
-    teacher_cos, student_cos = (t @ t.T).flatten().detach().numpy(), (s @ s.T).flatten().detach().numpy()
-    assert np.corrcoef(teacher_cos, student_cos)[0, 1] > 0.95
+def test_product_index_is_by_content_bounded_and_round_trips(tmp_path):
+    packaged = {bytes([i]) * 16: np.full(3, i, dtype=np.float32) for i in range(3)}
+    index = ProductIndex(packaged, cache_size=2)
+    assert index.get(bytes([1]) * 16)[0] == 1 and index.get(b"x" * 16) is None
+    assert (index.hits, index.misses) == (1, 1)
+    for i in range(5):  # computed vectors are bounded; packaged ones are never dropped
+        index.add(bytes([10 + i]) * 16, np.full(3, 10 + i, dtype=np.float32))
+    assert len(index.computed) == 2 and len(index.packaged) == 3
+    assert index.get(bytes([10]) * 16) is None and index.get(bytes([14]) * 16)[0] == 14
+    index.bound(1)
+    assert len(index.computed) == 1
+    index.save(tmp_path / "index.safetensors")
+    loaded = ProductIndex.load(tmp_path / "index.safetensors")
+    assert len(loaded.packaged) == 4 and loaded.get(bytes([14]) * 16)[0] == 14 and loaded.get(bytes([2]) * 16)[0] == 2
 
 
 def test_logit_mse_matches_a_float64_reference():

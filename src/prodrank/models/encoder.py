@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+from collections import OrderedDict
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -24,6 +25,20 @@ from prodrank.data.schema import CATALOG_TEXT_FIELDS
 from prodrank.models.features import ProductFeatures
 
 FIELD_ORDER = CATALOG_TEXT_FIELDS  # the order of the product side: "title: ... brand: ..."
+
+
+class BoundedCache(OrderedDict):
+    """A dict that forgets its oldest entries beyond ``maxsize``: a long-running server's
+    caches (product encodings, product vectors) must not grow without bound."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.maxsize:
+            self.popitem(last=False)
 
 
 class EncodedProduct(NamedTuple):
@@ -79,7 +94,7 @@ class EncodedBatch:
                             self.features.to(device) if self.features is not None else None)
 
 
-def _pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token rows to the longest: (ids [N, L], attention mask [N, L]). One vectorised
     fill (the mask's True cells, row-major, are exactly the rows' tokens in order) instead of a
     tensor per row: at rank@100 with a small served model the per-row copies were a visible
@@ -166,6 +181,21 @@ class PairEncoder:
             self._product_cache[pid] = EncodedProduct(content[pid], ids, cut,
                                                       self.features.vector(products[pid]) if self.features else [])
 
+    def product(self, pid: str) -> EncodedProduct:
+        """The cached encoding of a product passed to ``encode_products``."""
+        return self._product_cache[pid]
+
+    def query_rows(self, queries: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+        """Each query alone, ``[CLS] query [SEP]`` cut to the query budget, and whether it was cut."""
+        tok, limit = self.tokenizer, self.budget.query_max_tokens
+        tokens = self._query_tokens(queries)
+        return [[tok.cls_token_id, *q[:limit], tok.sep_token_id] for q in tokens], [len(q) > limit for q in tokens]
+
+    def product_rows(self, product_ids: Sequence[str]) -> list[list[int]]:
+        """Each product alone, ``[CLS] title: .. brand: .. [SEP]`` (every id passed to ``encode_products``)."""
+        tok = self.tokenizer
+        return [[tok.cls_token_id, *self._product_cache[pid].token_ids, tok.sep_token_id] for pid in product_ids]
+
     def encode(self, queries: Sequence[str], product_ids: Sequence[str]) -> EncodedBatch:
         """Encode pairs; every product id must have been passed to ``encode_products``."""
         tok = self.tokenizer
@@ -181,8 +211,8 @@ class PairEncoder:
             types.append([0] * len(first) + [1] * len(second))
             truncated.append(q_cut or p_cut)
             features.append(p_features)
-        input_ids, attention_mask = _pad(rows, tok.pad_token_id)
-        token_type_ids, _ = _pad(types, 0)
+        input_ids, attention_mask = pad_rows(rows, tok.pad_token_id)
+        token_type_ids, _ = pad_rows(types, 0)
         sides = self._sides(query_tokens, product_ids) if self.with_sides else None
         feature_tensor = torch.tensor(features, dtype=torch.float32) if self.features else None
         return EncodedBatch(input_ids, attention_mask, token_type_ids, torch.tensor(truncated), sides, feature_tensor)
@@ -195,10 +225,8 @@ class PairEncoder:
         query_index = [query_rows.setdefault(tuple(q[: self.budget.query_max_tokens]), len(query_rows))
                        for q in query_tokens]
         product_index = [product_rows.setdefault(pid, len(product_rows)) for pid in product_ids]
-        query_ids, query_mask = _pad([[tok.cls_token_id, *q, tok.sep_token_id] for q in query_rows], tok.pad_token_id)
-        product_tokens, product_mask = _pad(
-            [[tok.cls_token_id, *self._product_cache[pid].token_ids, tok.sep_token_id] for pid in product_rows],
-            tok.pad_token_id)
+        query_ids, query_mask = pad_rows([[tok.cls_token_id, *q, tok.sep_token_id] for q in query_rows], tok.pad_token_id)
+        product_tokens, product_mask = pad_rows(self.product_rows(list(product_rows)), tok.pad_token_id)
         return EncodedSides(query_ids, query_mask, product_tokens, product_mask,
                             torch.tensor(query_index), torch.tensor(product_index))
 

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import AutoTokenizer, BertModel
 
-from prodrank.models.encoder import EncodedBatch, EncodedSides, InputBudget, PairEncoder
+from prodrank.models.encoder import BoundedCache, EncodedBatch, EncodedSides, InputBudget, PairEncoder
 from prodrank.models.features import ProductFeatures
 from prodrank.models.multitask import HeadConfig, HeadOutput, MultiTaskHead
 
@@ -87,6 +87,10 @@ class BatchScorer:
     def score_batch(self, batch: EncodedBatch) -> dict[str, np.ndarray]:
         """{"score": [B], "<task>": p_task [B]} for one encoded batch."""
         raise NotImplementedError
+
+    def use_product_cache(self, size: int) -> None:
+        """Keep at most ``size`` products' encodings (a long-running service must not grow)."""
+        self.pair_encoder.use_product_cache(BoundedCache(size))
 
     def score(
         self,

@@ -1,16 +1,21 @@
-"""ONNX export and the ONNX Runtime scorer: the fast runtime of the served (student) model.
+"""ONNX export and the ONNX Runtime backend of the served (student) model.
 
-torch stays the reference: a saved ranker directory keeps its torch weights, and the export
-writes beside them::
+torch stays the reference: a saved student keeps its torch weights, and the export writes
+beside them::
 
-    model.onnx        the whole scoring graph (encoder, head, ranking score), fp32
-    model.int8.onnx   the same with dynamic int8 MatMuls (weights int8, activations quantised
-                      per batch), for ``serving.quantize``
-    onnx.json         inputs, outputs, and the largest score difference to torch measured at export
+    query.onnx         the query tower, mean-pooled: (input_ids, attention_mask) -> [N, H], fp32
+    query.int8.onnx    the same with dynamic int8 MatMuls (weights int8, activations quantised
+                       per batch), for ``serving.quantize``
+    product.onnx       the product tower, fp32 (products the index does not hold)
+    head.onnx          the multi-task head over the pair vectors: (query, product[, features])
+                       -> (score, p_task ...)
+    onnx.json          inputs, outputs, and the largest differences to torch measured at export
 
-Why ONNX Runtime: for a 2-layer, hidden-256 model the per-operator overhead of eager torch is
-a large share of a request, and ORT fuses attention, GELU and LayerNorm into a few kernels; its
-int8 MatMul uses VNNI where the CPU has it (docs/serving.md has the measured table).
+Products are always encoded in fp32, so a product encoded while serving matches the packaged
+product index, which distillation computed in fp32. Why ONNX Runtime: at this size
+the per-operator overhead of eager torch is a large share of a request, and ORT fuses
+attention, GELU and LayerNorm into a few kernels; its int8 MatMul uses VNNI where the CPU has
+it (docs/serving.md has the measured table).
 """
 from __future__ import annotations
 
@@ -23,69 +28,93 @@ import numpy as np
 import torch
 from torch import nn
 
-from prodrank.models.encoder import EncodedBatch, PairEncoder
-from prodrank.models.ranker import BatchScorer, CrossEncoderRanker, LoadedRanker, load_ranker
+from prodrank.models.encoder import pad_rows
+from prodrank.models.ranker import BatchScorer, LoadedRanker, load_ranker
+from prodrank.models.student import (
+    StudentScorer,
+    TorchBackend,
+    TwoTowerStudent,
+    is_student,
+    load_index,
+    load_student,
+)
 
 log = logging.getLogger(__name__)
 
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
+QUERY_FILE = "query.onnx"
+QUERY_INT8_FILE = "query.int8.onnx"
+PRODUCT_FILE = "product.onnx"
+HEAD_FILE = "head.onnx"
 META_FILE = "onnx.json"
 OPSET = 17
 RUNTIMES = ("onnx", "torch")
 
 
-class ScoringGraph(nn.Module):
-    """The ranker as one function of tensors, for export: (ids, mask, types[, features]) ->
-    (score, p_task ...), each [B]."""
+class EmbeddingGraph(nn.Module):
+    """One tower as one function of tensors: (ids, mask) -> mean-pooled [N, H]."""
 
-    def __init__(self, model: CrossEncoderRanker) -> None:
+    def __init__(self, model: TwoTowerStudent, side: str) -> None:
+        super().__init__()
+        self.model = model
+        self.side = side
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model.embed(input_ids, attention_mask, self.side)
+
+
+class HeadGraph(nn.Module):
+    """The student's head: (query [B, H], product [B, H][, features [B, 2F]]) -> (score, p_task ...)."""
+
+    def __init__(self, model: TwoTowerStudent) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor,
-                features: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        output = self.model(EncodedBatch(input_ids, attention_mask, token_type_ids, torch.zeros(0), None, features))
+    def forward(self, query: torch.Tensor, product: torch.Tensor, features: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, ...]:
+        output = self.model(query, product, features)
         probabilities = output.probabilities()
         return (self.model.head.ranking_score(output), *(probabilities[t] for t in self.model.tasks))
 
 
-def input_names(pair_encoder: PairEncoder) -> list[str]:
-    return ["input_ids", "attention_mask", "token_type_ids"] + (["features"] if pair_encoder.features else [])
-
-
-def feeds(batch: EncodedBatch) -> dict[str, np.ndarray]:
-    out = {"input_ids": batch.input_ids.numpy(), "attention_mask": batch.attention_mask.numpy(),
-           "token_type_ids": batch.token_type_ids.numpy()}
-    if batch.features is not None:
-        out["features"] = batch.features.numpy()
-    return out
-
-
-def export_onnx(ranker: LoadedRanker, directory: str | Path, sample: EncodedBatch) -> dict:
-    """Write the fp32 and int8 graphs of ``ranker`` into ``directory`` (a saved ranker) and
-    check the fp32 graph against torch on ``sample``; returns what ``onnx.json`` records."""
-    if ranker.model.head.config.similarity_prior:
-        raise ValueError("ONNX export covers rankers without the similarity prior (the distilled student)")
-    directory = Path(directory)
-    ranker.model.eval()
-    names = input_names(ranker.pair_encoder)
-    outputs = ["score", *(f"p_{t}" for t in ranker.tasks)]
-    args = tuple(feeds(sample)[n] for n in names)
-    dynamic = {n: {0: "pairs", 1: "tokens"} if n != "features" else {0: "pairs"} for n in names}
-    dynamic.update({o: {0: "pairs"} for o in outputs})
+def _export(graph: nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs: list[str], outputs: list[str],
+            dynamic: dict) -> None:
     # a fresh wrapper is in training mode, and the exporter restores the wrapper's mode afterwards,
-    # recursively: without .eval() the ranker would come back with dropout on
+    # recursively: without .eval() the model would come back with dropout on
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-        torch.onnx.export(ScoringGraph(ranker.model).eval(), tuple(torch.from_numpy(a) for a in args),
-                          str(directory / FP32_FILE), input_names=names, output_names=outputs,
+        torch.onnx.export(graph.eval(), args, str(path), input_names=inputs, output_names=outputs,
                           dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
-    quantize(directory / FP32_FILE, directory / INT8_FILE)
-    reference = ranker.score_batch(sample)
-    exported = OnnxRanker(directory, ranker.pair_encoder, ranker.tasks, quantized=False, threads=1).score_batch(sample)
-    meta = {"opset": OPSET, "inputs": names, "outputs": outputs,
-            "max_abs_score_diff_fp32": float(np.abs(reference["score"] - exported["score"]).max())}
+
+
+def export_onnx(model: TwoTowerStudent, directory: str | Path, rows: list[list[int]], pad_token_id: int) -> dict:
+    """Write the tower (query fp32 and int8, product fp32) and head graphs of ``model`` into
+    ``directory`` (a saved student) and check them against torch on the token ``rows``; returns
+    what ``onnx.json`` records."""
+    directory = Path(directory)
+    model.eval()
+    ids, mask = pad_rows(rows, pad_token_id)
+    for side, path in (("query", QUERY_FILE), ("product", PRODUCT_FILE)):
+        _export(EmbeddingGraph(model, side), (ids, mask), directory / path, ["input_ids", "attention_mask"], ["vector"],
+                {"input_ids": {0: "texts", 1: "tokens"}, "attention_mask": {0: "texts", 1: "tokens"}, "vector": {0: "texts"}})
+    quantize(directory / QUERY_FILE, directory / QUERY_INT8_FILE)
+    with torch.inference_mode():
+        vectors = model.embed(ids, mask, "query")
+    query, product = vectors, vectors.roll(1, dims=0)
+    features = (torch.zeros((len(rows), model.head.config.input_size - 4 * vectors.shape[1]))
+                if model.head.config.input_size > 4 * vectors.shape[1] else None)
+    head_inputs = ["query", "product"] + (["features"] if features is not None else [])
+    outputs = ["score", *(f"p_{t}" for t in model.tasks)]
+    _export(HeadGraph(model), tuple(t for t in (query, product, features) if t is not None), directory / HEAD_FILE,
+            head_inputs, outputs, {**{n: {0: "pairs"} for n in head_inputs}, **{o: {0: "pairs"} for o in outputs}})
+    reference, backend = TorchBackend(model), OnnxBackend(directory, quantized=False, threads=1)
+    arrays = (ids.numpy(), mask.numpy())
+    np_features = None if features is None else features.numpy()
+    meta = {"opset": OPSET, "head_inputs": head_inputs, "outputs": outputs,
+            **{f"max_abs_{side}_vector_diff_fp32": float(np.abs(reference.embed(*arrays, side) - backend.embed(*arrays, side)).max())
+               for side in ("query", "product")},
+            "max_abs_score_diff_fp32": float(np.abs(
+                reference.head(query.numpy(), product.numpy(), np_features)["score"]
+                - backend.head(query.numpy(), product.numpy(), np_features)["score"]).max())}
     (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
 
@@ -102,38 +131,43 @@ def quantize(source: Path, target: Path) -> None:
         root.setLevel(level)
 
 
-class OnnxRanker(BatchScorer):
-    """A saved ranker scored by ONNX Runtime (module doc); same interface as :class:`LoadedRanker`."""
+def session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # idle worker threads sleep rather than spin: on a small CPU shared with the HTTP stack a
+    # spinning pool steals the cycles the request needs (as OMP_WAIT_POLICY=PASSIVE for torch)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxBackend:
+    """A saved student's graphs on ONNX Runtime (module doc): the query tower in int8 when
+    ``quantized``, the product tower always in fp32."""
 
     runtime = "onnx"
 
-    def __init__(self, directory: str | Path, pair_encoder: PairEncoder, tasks: tuple[str, ...], *,
-                 quantized: bool, threads: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # idle worker threads sleep rather than spin: on a small CPU shared with the HTTP stack a
-        # spinning pool steals the cycles the request needs (as OMP_WAIT_POLICY=PASSIVE for torch)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.path = Path(directory) / (INT8_FILE if quantized else FP32_FILE)
-        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        self.pair_encoder = pair_encoder
-        self._tasks = tasks
+    def __init__(self, directory: str | Path, *, quantized: bool, threads: int) -> None:
+        directory = Path(directory)
         self.quantized = quantized
-        self._inputs = [i.name for i in self.session.get_inputs()]
+        self.product_session = session(directory / PRODUCT_FILE, threads)
+        self.query_session = session(directory / (QUERY_INT8_FILE if quantized else QUERY_FILE), threads)
+        self.head_session = session(directory / HEAD_FILE, threads)
+        self._head_inputs = [i.name for i in self.head_session.get_inputs()]
 
-    @property
-    def tasks(self) -> tuple[str, ...]:
-        return self._tasks
+    def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, side: str) -> np.ndarray:
+        graph = self.query_session if side == "query" else self.product_session
+        return graph.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
 
-    def score_batch(self, batch: EncodedBatch) -> dict[str, np.ndarray]:
-        values = feeds(batch)
-        score, *probabilities = self.session.run(None, {name: values[name] for name in self._inputs})
+    def head(self, query: np.ndarray, product: np.ndarray, features: np.ndarray | None) -> dict[str, np.ndarray]:
+        values = {"query": query, "product": product, "features": features}
+        score, *probabilities = self.head_session.run(None, {name: values[name] for name in self._head_inputs})
+        tasks = [name[2:] for name in (o.name for o in self.head_session.get_outputs()[1:])]
         out = {"score": score.astype(np.float64)}
-        out.update({t: p.astype(np.float64) for t, p in zip(self._tasks, probabilities, strict=True)})
+        out.update({t: p.astype(np.float64) for t, p in zip(tasks, probabilities, strict=True)})
         return out
 
 
@@ -154,17 +188,25 @@ def quantize_encoder(ranker: LoadedRanker, inplace: bool = False) -> LoadedRanke
 
 
 def has_onnx(directory: str | Path) -> bool:
-    return (Path(directory) / FP32_FILE).exists() and (Path(directory) / INT8_FILE).exists()
+    return all((Path(directory) / name).exists() for name in (QUERY_FILE, QUERY_INT8_FILE, PRODUCT_FILE, HEAD_FILE))
 
 
 def load_scorer(directory: str | Path, runtime: str = "onnx", quantize: bool = False, threads: int = 2) -> BatchScorer:
-    """The saved ranker in ``directory`` on the requested runtime. ``onnx`` needs the exported
-    graphs (the distilled student has them); a ranker without them is scored by torch, logged."""
+    """The saved model in ``directory`` on the requested runtime: a student on ONNX Runtime
+    (when its graphs are there) or torch, a teacher (cross-encoder) in torch."""
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}, got {runtime!r}")
+    if is_student(directory):
+        model, pair_encoder = load_student(directory)
+        if runtime == "onnx" and has_onnx(directory):
+            backend = OnnxBackend(directory, quantized=quantize, threads=threads)
+        elif quantize:
+            raise ValueError(f"{directory}: the student's int8 graph runs on ONNX Runtime; set serving.runtime: onnx "
+                             "(with the exported graphs) or serving.quantize: false")
+        else:
+            backend = TorchBackend(model)
+        return StudentScorer(backend, pair_encoder, model.tasks, load_index(directory))
     torch_ranker = load_ranker(directory)
-    if runtime == "onnx" and has_onnx(directory):
-        return OnnxRanker(directory, torch_ranker.pair_encoder, torch_ranker.tasks, quantized=quantize, threads=threads)
     if runtime == "onnx":
-        log.info("%s has no ONNX graphs: scoring with torch", directory)
+        log.info("%s is a cross-encoder, served in torch (only the student has ONNX graphs)", directory)
     return quantize_encoder(torch_ranker, inplace=True) if quantize else torch_ranker

@@ -1,115 +1,313 @@
-"""The serving student: a small cross-encoder built from the trained ranker (the teacher).
+"""The serving student: a two-tower model distilled from the trained ranker (the teacher).
 
-A search page gives a re-ranker about 50 ms for 100 candidates. The teacher (MiniLM-L6,
-hidden 384, about 66 tokens per pair) costs about 1.4 GFLOP per pair, so 100 pairs cannot fit
-on two cores whatever the runtime. The student is the same kind of model, much smaller:
+A cross-encoder reads query and product together, so every candidate costs a whole encoder
+pass per request: about 1.4 GFLOP a pair for the teacher (MiniLM-L6 over ~66 tokens), and 100
+candidates cannot fit in 50 ms on two cores whatever the runtime. A two-layer cross-encoder
+student was still 70 ms and ranked far below its teacher (docs/experiments.md). The student
+therefore splits the pair, so that the product side is paid once per product, not per request:
 
-    encoder   BERT, ``distill.layers`` layers of ``distill.hidden`` (2 x 256 by default),
-              the teacher's WordPiece vocabulary
-    input     a tighter token budget (``distill.query_max_tokens``, ``distill.fields``)
-    head      the teacher's multi-task head design (same tasks, chaining, score weights,
-              product features), sized to the student's hidden width
+    product tower  the teacher's BERT, frozen, mean-pooled:
+                   [CLS] title: .. brand: .. [SEP]  ->  p [H]   once per product, offline:
+                   kept in a :class:`ProductIndex` by content, so a changed product is
+                   encoded again and never served stale
+    query tower    a copy of the teacher's BERT, fine-tuned, mean-pooled:
+                   [CLS] query [SEP]                ->  q [H]   once per request
+    head           the teacher's multi-task head design (tasks, chaining, score weights)
+                   over the interaction features [q, p, q * p, |q - p|, product features]
+                   [4H + 2F], plus scale_t * cos(q, p) on each task's logit (the
+                   similarity prior: the untrained student ranks as its encoder's cosine)
 
-Its word, position and type embeddings start as the teacher's, projected onto their top
-``hidden`` principal directions: the domain-pretrained embeddings are where the teacher's
-synonyms ("couch" ~ "sofa") live, and a projection keeps most of that geometry, which a
-random start would have to relearn from the distillation pairs alone. The transformer layers
-start at random; distillation (``training/distill.py``) trains them to reproduce the teacher.
+A request costs one short encoder pass and the head per candidate, about 3 MFLOP a pair
+against the teacher's 1,400, and the product side keeps the teacher's whole token budget.
+The product tower stays frozen so that product vectors never go stale while the query tower
+learns: they are computed once, for training and for the index alike. (One encoder for both
+sides, re-encoding the products every epoch, ranked no better on validation and cost a
+product pass per epoch: docs/experiments.md.)
+
+The scorer (:class:`StudentScorer`) is a :class:`~prodrank.models.ranker.BatchScorer`, so the
+evaluation, the service and the benchmark score it as they score any ranker. It runs on a
+:class:`TowerBackend`: torch here (the reference, and training's), ONNX Runtime in
+``models/runtime.py``.
 """
 from __future__ import annotations
 
+import copy
+import json
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import replace
+from pathlib import Path
+from typing import Protocol
 
+import numpy as np
 import torch
-from transformers import BertConfig, BertModel
+from safetensors.numpy import load_file as load_arrays
+from safetensors.numpy import save_file as save_arrays
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoTokenizer, BertModel
 
-from prodrank.models.encoder import InputBudget, PairEncoder
-from prodrank.models.ranker import CrossEncoderRanker, LoadedRanker
+from prodrank import paths
+from prodrank.models.encoder import BoundedCache, InputBudget, PairEncoder, pad_rows
+from prodrank.models.features import ProductFeatures
+from prodrank.models.multitask import HeadConfig, HeadOutput, MultiTaskHead
+from prodrank.models.ranker import BatchScorer, LoadedRanker, mean_pooling
 
-
-def principal_projection(weights: torch.Tensor, size: int) -> torch.Tensor:
-    """Top-``size`` principal directions of the rows of ``weights`` [V, H]: a [H, size] matrix
-    with orthonormal columns (the rows' centred covariance eigenvectors, largest first). A
-    student wider than its teacher gets zero columns beyond H (its extra dimensions start empty)."""
-    centred = weights.double() - weights.double().mean(dim=0, keepdim=True)
-    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-    projection = torch.zeros(weights.shape[1], size, dtype=torch.float64)
-    kept = min(size, vh.shape[0])
-    projection[:, :kept] = vh[:kept].T
-    return projection.to(weights.dtype)
-
-
-def project_embeddings(student: BertModel, teacher: BertModel) -> None:
-    """Initialise the student's embeddings as the teacher's projected onto the principal
-    directions of the teacher's word embeddings (module doc). Word, position and type vectors
-    share one projection, so their relative sizes are the teacher's; the embedding LayerNorm
-    (identity at the start) then normalises their sum as in any BERT."""
-    source, target = teacher.embeddings, student.embeddings
-    projection = principal_projection(source.word_embeddings.weight.detach(), student.config.hidden_size)
-    with torch.no_grad():
-        target.word_embeddings.weight.copy_(source.word_embeddings.weight @ projection)
-        positions = target.position_embeddings.weight.shape[0]
-        target.position_embeddings.weight.copy_(source.position_embeddings.weight[:positions] @ projection)
-        target.token_type_embeddings.weight.copy_(source.token_type_embeddings.weight @ projection)
+STUDENT_FILE = paths.STUDENT_FILE  # beside encoder/, tokenizer/, head.safetensors
+INDEX_FILE = paths.PRODUCT_INDEX_FILE
+FORMAT_VERSION = 1
+HEAD_CHUNK = 4096  # pairs per head call: an evaluation scores tens of thousands at once
 
 
-def student_encoder_config(teacher: BertModel, layers: int, hidden: int, heads: int, positions: int) -> BertConfig:
-    return BertConfig(
-        vocab_size=teacher.config.vocab_size,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=4 * hidden,
-        max_position_embeddings=positions,
-        type_vocab_size=teacher.config.type_vocab_size,
-        pad_token_id=teacher.config.pad_token_id,
-        # no dropout: the student fits the teacher's soft labels on many unlabeled pairs, which
-        # regularises it already, and the dropout masks took 14 % of a training step on CPU
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
+def interaction(query: torch.Tensor, product: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+    """The head's input per pair: q [B, H], p [B, H], features [B, 2F] -> [B, 4H + 2F]."""
+    parts = [query, product, query * product, (query - product).abs()]
+    if features is not None:
+        parts.append(features.to(query.dtype))
+    return torch.cat(parts, dim=-1)
 
 
-def kept_layers(teacher_layers: int, layers: int) -> list[int]:
-    """Evenly spaced teacher layers, the first and the last always among them (the last is the
-    one the head was trained on)."""
-    return sorted({round(i * (teacher_layers - 1) / max(1, layers - 1)) for i in range(layers)})
+SIDES = ("query", "product")
 
 
-def copy_teacher(student: CrossEncoderRanker, teacher: CrossEncoderRanker) -> None:
-    """A student as wide as its teacher starts as a shallower teacher: the same embeddings and
-    head, and ``kept_layers`` of its transformer layers (as DistilBERT started from every other
-    layer of BERT)."""
-    source, target = teacher.encoder, student.encoder
-    with torch.no_grad():
-        state = source.embeddings.state_dict()
-        positions = target.embeddings.position_embeddings.weight.shape[0]  # the student's shorter input
-        state["position_embeddings.weight"] = state["position_embeddings.weight"][:positions]
-        state.pop("position_ids", None)
-        state.pop("token_type_ids", None)
-        target.embeddings.load_state_dict(state, strict=False)
-        chosen = kept_layers(len(source.encoder.layer), len(target.encoder.layer))
-        for layer, index in zip(target.encoder.layer, chosen, strict=True):
-            layer.load_state_dict(source.encoder.layer[index].state_dict())
-        student.head.load_state_dict(teacher.head.state_dict(), strict=False)
+class TwoTowerStudent(nn.Module):
+    """The query and product towers and the multi-task head over their interaction (module doc)."""
+
+    def __init__(self, query_encoder: BertModel, product_encoder: BertModel, head_config: HeadConfig) -> None:
+        super().__init__()
+        self.query_encoder = query_encoder
+        self.product_encoder = product_encoder.requires_grad_(False)  # frozen: the product index never goes stale
+        self.head = MultiTaskHead(head_config)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self.head.config.tasks
+
+    def encoder(self, side: str) -> BertModel:
+        return self.query_encoder if side == "query" else self.product_encoder
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, side: str) -> torch.Tensor:
+        """Texts of one side encoded alone, mean-pooled: [N, L] -> [N, H]."""
+        tokens = self.encoder(side)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pooling(tokens, attention_mask)
+
+    def forward(self, query: torch.Tensor, product: torch.Tensor, features: torch.Tensor | None) -> HeadOutput:
+        """query, product [B, H] (rows of the same pairs); features [B, 2F] or None."""
+        similarity = F.cosine_similarity(query, product, dim=-1)
+        return self.head(interaction(query, product, features), similarity)
 
 
-def build_student(teacher: LoadedRanker, layers: int, hidden: int, heads: int, budget: InputBudget
-                  ) -> tuple[CrossEncoderRanker, PairEncoder]:
-    """An untrained student of ``teacher`` (module doc) with its own pair encoder."""
-    features = teacher.pair_encoder.features
-    pair_encoder = PairEncoder(teacher.pair_encoder.tokenizer, budget, features=features)
-    teacher_config = teacher.model.encoder.config
-    inherit = hidden == teacher_config.hidden_size and layers <= teacher_config.num_hidden_layers
-    config = student_encoder_config(teacher.model.encoder, layers, hidden, heads, pair_encoder.max_length)
-    if inherit:  # inherited layers keep the teacher's heads, FFN width and activation: their weights need them
-        config = BertConfig(**{**teacher_config.to_dict(), **{k: getattr(config, k) for k in (
-            "num_hidden_layers", "max_position_embeddings", "hidden_dropout_prob", "attention_probs_dropout_prob")}})
-    head_config = replace(teacher.model.head.config, input_size=hidden + (features.size if features else 0),
-                          similarity_prior=False)
-    student = CrossEncoderRanker(BertModel(config, add_pooling_layer=False), head_config)
-    if inherit:
-        copy_teacher(student, teacher.model)
-    else:
-        project_embeddings(student.encoder, teacher.model.encoder)
-    return student, pair_encoder
+def build_student(teacher: LoadedRanker, query_max_tokens: int) -> tuple[TwoTowerStudent, PairEncoder]:
+    """An untrained student of ``teacher``: its encoder copied into both towers, a fresh head of
+    the same design with the similarity prior, the teacher's product budget and a query budget
+    of its own."""
+    source = teacher.pair_encoder
+    budget = replace(source.budget, query_max_tokens=query_max_tokens)
+    pair_encoder = PairEncoder(source.tokenizer, budget, features=source.features)
+    hidden = teacher.model.encoder.config.hidden_size
+    features = source.features.size if source.features else 0
+    # the product features (and their missing flags, last) follow the vectors as in the teacher's input
+    head_config = replace(teacher.model.head.config, input_size=4 * hidden + features, similarity_prior=True)
+    encoder = teacher.model.encoder
+    return TwoTowerStudent(copy.deepcopy(encoder), copy.deepcopy(encoder), head_config), pair_encoder
+
+
+class TowerBackend(Protocol):
+    """What the scorer runs: the encoder over token rows, and the head over pair vectors."""
+
+    def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, side: str) -> np.ndarray:
+        """[N, L] int64 -> [N, H] float32; ``side`` is "query" or "product"."""
+
+    def head(self, query: np.ndarray, product: np.ndarray, features: np.ndarray | None) -> dict[str, np.ndarray]:
+        """[B, H], [B, H], [B, 2F] -> {"score": [B], "<task>": p_task [B]}."""
+
+
+class TorchBackend:
+    """The student in torch: the reference runtime, and the one distillation validates with."""
+
+    runtime = "torch"
+    quantized = False
+
+    def __init__(self, model: TwoTowerStudent) -> None:
+        self.model = model
+
+    @torch.inference_mode()
+    def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, side: str) -> np.ndarray:
+        self.model.eval()
+        return self.model.embed(torch.from_numpy(input_ids), torch.from_numpy(attention_mask), side).float().numpy()
+
+    @torch.inference_mode()
+    def head(self, query: np.ndarray, product: np.ndarray, features: np.ndarray | None) -> dict[str, np.ndarray]:
+        self.model.eval()
+        output = self.model(torch.from_numpy(query), torch.from_numpy(product),
+                            None if features is None else torch.from_numpy(features))
+        out = {"score": self.model.head.ranking_score(output).double().numpy()}
+        out.update({t: p.double().numpy() for t, p in output.probabilities().items()})
+        return out
+
+
+class ProductIndex:
+    """Product vectors by content digest (``EncodedProduct.content``): the packaged catalogue's,
+    computed offline, and those computed since, in a bounded cache. Keyed by content, not id,
+    so a product whose text or price changed is encoded again."""
+
+    def __init__(self, vectors: Mapping[bytes, np.ndarray] | None = None, cache_size: int = 50_000) -> None:
+        self.packaged: dict[bytes, np.ndarray] = dict(vectors or {})
+        self.computed: MutableMapping[bytes, np.ndarray] = BoundedCache(cache_size)
+        self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self.packaged) + len(self.computed)
+
+    def get(self, digest: bytes) -> np.ndarray | None:
+        vector = self.packaged.get(digest)
+        if vector is None:
+            vector = self.computed.get(digest)
+        self.hits += vector is not None
+        self.misses += vector is None
+        return vector
+
+    def add(self, digest: bytes, vector: np.ndarray) -> None:
+        self.computed[digest] = vector
+
+    def bound(self, size: int) -> None:
+        computed = BoundedCache(size)
+        computed.update(self.computed)
+        self.computed = computed
+
+    def save(self, path: str | Path) -> None:
+        """Every vector held, packaged and computed (how distillation writes the catalogue's)."""
+        items = {**self.packaged, **self.computed}
+        digests = np.frombuffer(b"".join(items), dtype=np.uint8).reshape(len(items), -1)
+        save_arrays({"digests": digests, "vectors": np.stack(list(items.values())).astype(np.float32)}, str(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProductIndex:
+        arrays = load_arrays(str(path))
+        return cls({row.tobytes(): vector for row, vector in zip(arrays["digests"], arrays["vectors"], strict=True)})
+
+
+class StudentScorer(BatchScorer):
+    """Scores pairs with a two-tower student: each distinct query and each product not in the
+    index through the encoder, in length-sorted batches, then the head over all pairs."""
+
+    def __init__(self, backend: TowerBackend, pair_encoder: PairEncoder, tasks: tuple[str, ...],
+                 index: ProductIndex | None = None) -> None:
+        self.backend = backend
+        self.pair_encoder = pair_encoder
+        self._tasks = tasks
+        self.index = index if index is not None else ProductIndex()
+        self.runtime = backend.runtime
+        self.quantized = backend.quantized
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return self._tasks
+
+    def use_product_cache(self, size: int) -> None:
+        super().use_product_cache(size)
+        self.index.bound(size)
+
+    def embed_rows(self, rows: Sequence[Sequence[int]], side: str, batch_size: int) -> np.ndarray:
+        """Token rows -> [N, H], in batches of similar length (each padded to its own longest)."""
+        order = np.argsort([len(r) for r in rows], kind="stable")
+        out: np.ndarray | None = None
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            ids, mask = pad_rows([rows[i] for i in idx], self.pair_encoder.tokenizer.pad_token_id)
+            vectors = self.backend.embed(ids.numpy(), mask.numpy(), side)
+            if out is None:
+                out = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
+            out[idx] = vectors
+        return out if out is not None else np.empty((0, 0), dtype=np.float32)
+
+    def product_vectors(self, product_ids: Sequence[str], batch_size: int) -> np.ndarray:
+        """[P, H] for products passed to ``pair_encoder.encode_products``: from the index, or
+        encoded now and added to it."""
+        digests = [self.pair_encoder.product(p).content for p in product_ids]
+        found = [self.index.get(d) for d in digests]
+        todo = [i for i, v in enumerate(found) if v is None]
+        if todo:
+            computed = self.embed_rows(self.pair_encoder.product_rows([product_ids[i] for i in todo]), "product", batch_size)
+            for i, vector in zip(todo, computed, strict=True):
+                found[i] = vector
+                self.index.add(digests[i], vector)
+        return np.stack(found) if found else np.empty((0, 0), dtype=np.float32)
+
+    def score(self, queries: Sequence[str], product_ids: Sequence[str],
+              products: Mapping[str, Mapping[str, str | float | None]], batch_size: int = 64) -> dict[str, np.ndarray]:
+        self.pair_encoder.encode_products(products)
+        distinct_products = list(dict.fromkeys(product_ids))
+        distinct_queries = list(dict.fromkeys(queries))
+        query_rows, query_cut = self.pair_encoder.query_rows(distinct_queries)
+        query_vectors = self.embed_rows(query_rows, "query", batch_size)
+        product_vectors = self.product_vectors(distinct_products, batch_size)
+        q_row = {q: i for i, q in enumerate(distinct_queries)}
+        p_row = {p: i for i, p in enumerate(distinct_products)}
+        qi = np.fromiter((q_row[q] for q in queries), dtype=np.int64, count=len(queries))
+        pi = np.fromiter((p_row[p] for p in product_ids), dtype=np.int64, count=len(product_ids))
+        entries = [self.pair_encoder.product(p) for p in distinct_products]
+        features = np.asarray([e.features for e in entries], dtype=np.float32) if self.pair_encoder.features else None
+        out = {name: np.zeros(len(qi), dtype=np.float64) for name in ("score", *self.tasks)}
+        for start in range(0, len(qi), HEAD_CHUNK):
+            q, p = qi[start : start + HEAD_CHUNK], pi[start : start + HEAD_CHUNK]
+            chunk = self.backend.head(query_vectors[q], product_vectors[p], None if features is None else features[p])
+            for name, values in chunk.items():
+                out[name][start : start + len(q)] = values
+        out["truncated"] = np.asarray(query_cut, dtype=bool)[qi] | np.array([e.truncated for e in entries], dtype=bool)[pi]
+        return out
+
+
+def student_shape(model: TwoTowerStudent, pair_encoder: PairEncoder) -> dict:
+    """What /metadata and the metrics say of the student: its encoder and token budgets."""
+    config = model.query_encoder.config
+    query = pair_encoder.budget.query_max_tokens + 2
+    return {"kind": "two_tower", "layers": config.num_hidden_layers, "hidden": config.hidden_size,
+            "heads": config.num_attention_heads, "query_max_tokens": query,
+            "product_max_tokens": pair_encoder.max_length - query + 1}
+
+
+def save_student(model: TwoTowerStudent, pair_encoder: PairEncoder, directory: str | Path) -> None:
+    """query_encoder/, product_encoder/, tokenizer/, head.safetensors and student.json."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for side in SIDES:
+        model.encoder(side).save_pretrained(directory / f"{side}_encoder", safe_serialization=True)
+    pair_encoder.tokenizer.save_pretrained(directory / "tokenizer")
+    save_file({k: v.detach().contiguous() for k, v in model.head.state_dict().items()}, str(directory / "head.safetensors"))
+    meta = {"format_version": FORMAT_VERSION, "kind": "two_tower", "head": model.head.config.to_dict(),
+            "input_budget": pair_encoder.budget.to_dict(),
+            "product_features": pair_encoder.features.to_dict() if pair_encoder.features else None}
+    (directory / STUDENT_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def is_student(directory: str | Path) -> bool:
+    return (Path(directory) / STUDENT_FILE).exists()
+
+
+def load_student(directory: str | Path) -> tuple[TwoTowerStudent, PairEncoder]:
+    directory = Path(directory)
+    meta = json.loads((directory / STUDENT_FILE).read_text())
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{directory / STUDENT_FILE}: format_version {meta.get('format_version')} != {FORMAT_VERSION}")
+    query, product = (BertModel.from_pretrained(directory / f"{side}_encoder", add_pooling_layer=False,
+                                                use_safetensors=True) for side in SIDES)
+    model = TwoTowerStudent(query, product, HeadConfig.from_dict(meta["head"]))
+    model.head.load_state_dict(load_file(str(directory / "head.safetensors")))
+    model.eval()
+    features = meta.get("product_features")
+    pair_encoder = PairEncoder(AutoTokenizer.from_pretrained(directory / "tokenizer"), InputBudget.from_dict(meta["input_budget"]),
+                               features=ProductFeatures.from_dict(features) if features else None)
+    pair_encoder.check_positions(product.config.max_position_embeddings)
+    return model, pair_encoder
+
+
+def load_index(directory: str | Path) -> ProductIndex:
+    """The packaged product index, or an empty one (every product is then encoded on first use)."""
+    path = Path(directory) / INDEX_FILE
+    return ProductIndex.load(path) if path.exists() else ProductIndex()
+
+
+def torch_student(directory: str | Path) -> StudentScorer:
+    model, pair_encoder = load_student(directory)
+    return StudentScorer(TorchBackend(model), pair_encoder, model.tasks, load_index(directory))

@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,20 +38,6 @@ WARMUP_TITLES = ("bath towel", "red cotton bath towel set of 6, extra absorbent,
                  "stainless steel kettle 1.7 l", "led desk lamp with usb charging port and dimmer",
                  "garden hose 50 ft", "memory foam pillow", "cordless drill 18 v with two batteries and case",
                  "blue sofa")
-
-
-class _BoundedCache(OrderedDict):
-    """A dict that forgets its oldest entries beyond ``maxsize`` (the pair encoder's product
-    cache: a long-running server must not grow without bound)."""
-
-    def __init__(self, maxsize: int) -> None:
-        super().__init__()
-        self.maxsize = maxsize
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        super().__setitem__(key, value)
-        while len(self) > self.maxsize:
-            self.popitem(last=False)
 
 
 @dataclass
@@ -97,7 +82,7 @@ class RankingEngine:
         self.max_batch_size = max_batch_size
         self.max_query_chars = max_query_chars
         self.max_field_chars = max_field_chars
-        self.ranker.pair_encoder.use_product_cache(_BoundedCache(product_cache_size))
+        self.ranker.use_product_cache(product_cache_size)
         self._lock = threading.Lock()  # the pair encoder's cache is not thread-safe
 
     @property

@@ -64,7 +64,7 @@ def package(cfg: Config, ranker_dir: str | Path = paths.RANKER, metrics_path: st
     model), promote it when it should serve (module doc of :mod:`prodrank.serving.promotion`),
     say what serves, and write ``models/package.json``.
     ``catalog``: the products ``/search`` retrieves from (indexed into the packaged model)."""
-    if student_dir is not None and not (Path(student_dir) / "ranker.json").exists():
+    if student_dir is not None and not (Path(student_dir) / paths.STUDENT_FILE).exists():
         raise FileNotFoundError(f"{student_dir} is not a saved student: run the distill stage first")
     metrics_path = Path(metrics_path)
     if not metrics_path.exists():

@@ -221,11 +221,11 @@ def student_summary(student_dir: Path) -> dict[str, Any]:
     """Shape and export record of a distilled student, for /metadata."""
     from transformers import BertConfig  # lazy: transformers, only when a student is packaged
 
-    encoder = BertConfig.from_pretrained(student_dir / "encoder")
-    budget = json.loads((student_dir / "ranker.json").read_text())["input_budget"]
+    encoder = BertConfig.from_pretrained(student_dir / "query_encoder")  # the product tower has the same shape
+    meta = json.loads((student_dir / paths.STUDENT_FILE).read_text())
     onnx = json.loads((student_dir / "onnx.json").read_text()) if (student_dir / "onnx.json").exists() else None
-    return {"layers": encoder.num_hidden_layers, "hidden": encoder.hidden_size, "heads": encoder.num_attention_heads,
-            "input_budget": budget, "onnx": onnx}
+    return {"kind": meta["kind"], "layers": encoder.num_hidden_layers, "hidden": encoder.hidden_size,
+            "heads": encoder.num_attention_heads, "input_budget": meta["input_budget"], "onnx": onnx}
 
 
 def save_model(ranker_dir: str | Path, metrics: Mapping[str, Any], cfg: Config,

@@ -6,12 +6,13 @@
    They cost nothing but teacher time to label. Validation and test queries are never used.
 2. **Teacher labels.** The teacher scores every pair once: per-task probabilities, kept as
    log-odds.
-3. **Student.** :func:`prodrank.models.student.build_student`, trained on whole query lists:
+3. **Student.** The two-tower student (``models/student.py``), trained on whole query lists:
    per-task log-odds MSE plus a listwise KL per task (``models/losses.py``), optionally the
-   logged labels of the shown pairs. The best epoch on validation NDCG@10 is kept, as in
-   ``train``.
-4. **Export.** The student is saved in the ranker format with its ONNX graphs
-   (``models/runtime.py``), so evaluation scores exactly what serving runs.
+   logged labels of the shown pairs. The product tower is frozen, so every product is
+   encoded once, up front, and a step trains the query tower and the head only: cheap enough
+   for many epochs. The best epoch on validation NDCG@10 is kept, as in ``train``.
+4. **Export.** The student is saved with its ONNX graphs (``models/runtime.py``) and the
+   product index of the whole catalogue, so evaluation scores exactly what serving runs.
 """
 from __future__ import annotations
 
@@ -29,11 +30,22 @@ from tqdm import tqdm
 
 from prodrank.config import Config, DistillConfig
 from prodrank.io import atomic_dir, write_json
-from prodrank.models.encoder import InputBudget
+from prodrank.models.encoder import PairEncoder, pad_rows
 from prodrank.models.losses import ListwiseKL, LogitMSE, PointwiseBCE
-from prodrank.models.ranker import CrossEncoderRanker, LoadedRanker, load_ranker, save_ranker
+from prodrank.models.multitask import HeadOutput
+from prodrank.models.ranker import LoadedRanker, load_ranker
 from prodrank.models.runtime import export_onnx, load_scorer
-from prodrank.models.student import build_student
+from prodrank.models.student import (
+    INDEX_FILE,
+    ProductIndex,
+    StudentScorer,
+    TorchBackend,
+    TwoTowerStudent,
+    build_student,
+    save_student,
+    student_shape,
+    torch_student,
+)
 from prodrank.training.finetune import TrainData, evaluate_groups, load_training_data
 from prodrank.training.groups import QueryGroup
 from prodrank.training.schedule import linear_warmup_decay, seed_everything
@@ -110,16 +122,15 @@ def label_with_teacher(teacher: LoadedRanker, groups: list[QueryGroup], extras: 
 
 
 class DistillObjective(torch.nn.Module):
-    """Student plus its distillation losses (module doc, step 3)."""
+    """The distillation losses of a batch of whole query lists (module doc, step 3)."""
 
-    def __init__(self, student: CrossEncoderRanker, cfg: DistillConfig) -> None:
+    def __init__(self, tasks: tuple[str, ...], cfg: DistillConfig) -> None:
         super().__init__()
-        self.student = student
+        self.tasks = tasks
         self.cfg = cfg
         self.mse, self.kl, self.bce = LogitMSE(), ListwiseKL(), PointwiseBCE()
 
-    def forward(self, encoded, groups: list[DistillGroup]) -> torch.Tensor:
-        output = self.student(encoded)
+    def forward(self, output: HeadOutput, groups: list[DistillGroup]) -> torch.Tensor:
         sizes = [len(g.product_ids) for g in groups]
         mask = torch.zeros((len(groups), max(sizes)), dtype=torch.bool)
         for q, n in enumerate(sizes):
@@ -127,7 +138,7 @@ class DistillObjective(torch.nn.Module):
         teacher = torch.tensor(np.concatenate([g.teacher_logits for g in groups]), dtype=torch.float32)
         targets = torch.tensor(np.concatenate([g.targets for g in groups]), dtype=torch.float32)
         total = torch.zeros(())
-        for t, task in enumerate(self.student.tasks):
+        for t, task in enumerate(self.tasks):
             log_p, log_not_p = output.log_p[task], output.log_not_p[task]
             if self.cfg.mse_weight:
                 total = total + self.cfg.mse_weight * self.mse(log_p, log_not_p, teacher[:, t])
@@ -143,19 +154,55 @@ class DistillObjective(torch.nn.Module):
         return total
 
 
-def student_budget(cfg: DistillConfig) -> InputBudget:
-    return InputBudget(cfg.query_max_tokens, cfg.fields.model_dump())
+@dataclass
+class ProductVectors:
+    """The distillation products' vectors (the frozen product tower's) and features."""
+
+    vectors: torch.Tensor  # [P, H]
+    features: torch.Tensor | None  # [P, 2F]
+    row: dict[str, int]
+
+    @classmethod
+    def encode(cls, scorer: StudentScorer, product_ids: list[str], batch_size: int) -> ProductVectors:
+        vectors = scorer.product_vectors(product_ids, batch_size)
+        features = ([scorer.pair_encoder.product(p).features for p in product_ids] if scorer.pair_encoder.features
+                    else None)
+        return cls(torch.from_numpy(vectors), None if features is None else torch.tensor(features, dtype=torch.float32),
+                   {p: i for i, p in enumerate(product_ids)})
+
+    def rows(self, product_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = torch.tensor([self.row[p] for p in product_ids])
+        return self.vectors[idx], None if self.features is None else self.features[idx]
+
+
+def student_step(student: TwoTowerStudent, pair_encoder: PairEncoder, products: ProductVectors,
+                 groups: list[DistillGroup]) -> HeadOutput:
+    """The student's outputs for whole query lists: queries encoded with gradients, products
+    from their precomputed vectors."""
+    rows, _ = pair_encoder.query_rows([g.query for g in groups])
+    ids, mask = pad_rows(rows, pair_encoder.tokenizer.pad_token_id)
+    queries = student.embed(ids, mask, "query")
+    index = torch.tensor([q for q, g in enumerate(groups) for _ in g.product_ids])
+    vectors, features = products.rows([p for g in groups for p in g.product_ids])
+    return student(queries[index], vectors, features)
 
 
 def train_student(cfg: Config, teacher: LoadedRanker, data: TrainData, groups: list[DistillGroup], best_dir: Path
-                  ) -> dict:
-    """Epochs over the distillation groups; the best epoch on validation NDCG@10 is saved to ``best_dir``."""
+                  ) -> tuple[dict, ProductIndex]:
+    """Epochs over the distillation groups; the best epoch on validation NDCG@10 is saved to
+    ``best_dir``. Also returns the product vectors computed on the way (the frozen tower's, so
+    valid for the saved student too)."""
     dcfg = cfg.distill
-    student, pair_encoder = build_student(teacher, dcfg.layers, dcfg.hidden, dcfg.heads, student_budget(dcfg))
+    student, pair_encoder = build_student(teacher, dcfg.query_max_tokens)
+    scorer = StudentScorer(TorchBackend(student), pair_encoder, student.tasks)
+    product_ids = list(dict.fromkeys(p for g in groups for p in g.product_ids))
     pair_encoder.encode_products({p: data.products[p] for p in
-                                  {p for g in groups for p in g.product_ids} | {p for g in data.valid_groups for p in g.product_ids}})
-    objective = DistillObjective(student, dcfg)
-    optimizer = torch.optim.AdamW(objective.parameters(), lr=dcfg.learning_rate, weight_decay=dcfg.weight_decay)
+                                  set(product_ids) | {p for g in data.valid_groups for p in g.product_ids}})
+    objective = DistillObjective(student.tasks, dcfg)
+    products = ProductVectors.encode(scorer, product_ids, cfg.train.score_batch_size)
+    optimizer = torch.optim.AdamW([{"params": student.query_encoder.parameters(), "lr": dcfg.learning_rate},
+                                   {"params": student.head.parameters(), "lr": dcfg.head_learning_rate}],
+                                  weight_decay=dcfg.weight_decay)
     steps_per_epoch = math.ceil(len(groups) / dcfg.queries_per_batch)
     total = dcfg.epochs * steps_per_epoch
     scheduler = linear_warmup_decay(optimizer, int(dcfg.warmup_ratio * total), total)
@@ -166,27 +213,42 @@ def train_student(cfg: Config, teacher: LoadedRanker, data: TrainData, groups: l
         student.train()
         for step in range(steps_per_epoch):
             chosen = [groups[i] for i in order[step * dcfg.queries_per_batch : (step + 1) * dcfg.queries_per_batch]]
-            encoded = pair_encoder.encode([g.query for g in chosen for _ in g.product_ids],
-                                          [p for g in chosen for p in g.product_ids])
-            loss = objective(encoded, chosen)
+            loss = objective(student_step(student, pair_encoder, products, chosen), chosen)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(objective.parameters(), dcfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_([p for p in student.parameters() if p.requires_grad], dcfg.grad_clip)
             optimizer.step()
             scheduler.step()
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.4f}")
-        metric = evaluate_groups(LoadedRanker(student, pair_encoder), data.valid_groups, data.products, 10,
-                                 cfg.train.score_batch_size)
+        metric = evaluate_groups(scorer, data.valid_groups, data.products, 10, cfg.train.score_batch_size)
         history.append({"epoch": epoch + 1, "loss": loss.item(), "ndcg@10": metric})
         log.info("distill epoch %d: validation NDCG@10 = %.4f", epoch + 1, metric)
         if metric > best["ndcg@10"]:
             best = {"epoch": epoch + 1, "ndcg@10": metric}
             with atomic_dir(best_dir) as tmp:
-                save_ranker(student, pair_encoder, tmp)
+                save_student(student, pair_encoder, tmp)
     progress.close()
-    return {"best_epoch": best["epoch"], "best_valid_ndcg@10": best["ndcg@10"], "history": history,
-            "steps": total, "pairs": int(sum(len(g.product_ids) for g in groups))}
+    return ({"best_epoch": best["epoch"], "best_valid_ndcg@10": best["ndcg@10"], "history": history,
+             "steps": total, "pairs": int(sum(len(g.product_ids) for g in groups))}, scorer.index)
+
+
+def index_catalogue(scorer: StudentScorer, products: dict, directory: Path, batch_size: int) -> dict:
+    """Encode every catalogue product with the saved student and write its product index."""
+    start = time.perf_counter()
+    scorer.index.bound(len(scorer.index) + len(products))  # room for the whole catalogue
+    scorer.pair_encoder.encode_products(products)
+    scorer.product_vectors(list(products), batch_size)
+    scorer.index.save(directory / INDEX_FILE)
+    return {"products": len(scorer.index), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def sample_rows(pair_encoder: PairEncoder, data: TrainData) -> list[list[int]]:
+    """Token rows of a few validation queries and their products: the ONNX export's check."""
+    sample = data.valid_groups[:4]
+    pair_encoder.encode_products({p: data.products[p] for g in sample for p in g.product_ids})
+    queries, _ = pair_encoder.query_rows([g.query for g in sample])
+    return queries + pair_encoder.product_rows([p for g in sample for p in g.product_ids])
 
 
 def distill(cfg: Config, prepared_dir: str | Path, teacher_dir: str | Path, out_dir: str | Path,
@@ -207,13 +269,13 @@ def distill(cfg: Config, prepared_dir: str | Path, teacher_dir: str | Path, out_
     labelled = time.perf_counter()
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        summary = train_student(cfg, teacher, data, groups, Path(tmp))
-        student = load_ranker(tmp)
-        sample_groups = data.valid_groups[:4]
-        student.pair_encoder.encode_products({p: data.products[p] for g in sample_groups for p in g.product_ids})
-        sample = student.pair_encoder.encode([g.query for g in sample_groups for _ in g.product_ids],
-                                             [p for g in sample_groups for p in g.product_ids])
-        summary["onnx"] = export_onnx(student, tmp, sample)
+        summary, computed = train_student(cfg, teacher, data, groups, Path(tmp))
+        best = torch_student(tmp)
+        best.index = computed  # the frozen product tower's vectors: only the rest of the catalogue is encoded
+        summary["index"] = index_catalogue(best, data.products, Path(tmp), cfg.train.score_batch_size)
+        summary["onnx"] = export_onnx(best.backend.model, tmp, sample_rows(best.pair_encoder, data),
+                                      best.pair_encoder.tokenizer.pad_token_id)
+        summary["shape"] = student_shape(best.backend.model, best.pair_encoder)
         for name, quantize in (("onnx_fp32", False), ("onnx_int8", True)):
             scorer = load_scorer(tmp, "onnx", quantize=quantize, threads=cfg.runtime.threads)
             summary[f"valid_ndcg@10_{name}"] = evaluate_groups(scorer, data.valid_groups, data.products, 10,
@@ -221,8 +283,6 @@ def distill(cfg: Config, prepared_dir: str | Path, teacher_dir: str | Path, out_
     if teacher_metrics and Path(teacher_metrics).exists():
         summary["teacher_valid_ndcg@10"] = json.loads(Path(teacher_metrics).read_text()).get("best_valid_ndcg@10")
     summary.update({"train_queries": len(train_groups), "valid_queries": len(data.valid_groups),
-                    "shape": {"layers": dcfg.layers, "hidden": dcfg.hidden, "heads": dcfg.heads,
-                              "max_tokens": student.pair_encoder.max_length},
                     "teacher_seconds": round(labelled - start, 1),
                     "seconds": round(time.perf_counter() - start, 1)})
     write_json(summary, metrics_path)
