@@ -157,6 +157,7 @@ class OnnxBackend:
         self.query_session = session(directory / (QUERY_INT8_FILE if quantized else QUERY_FILE), threads)
         self.head_session = session(directory / HEAD_FILE, threads)
         self._head_inputs = [i.name for i in self.head_session.get_inputs()]
+        self._tasks = [o.name.removeprefix("p_") for o in self.head_session.get_outputs()[1:]]
 
     def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, side: str) -> np.ndarray:
         graph = self.query_session if side == "query" else self.product_session
@@ -165,9 +166,8 @@ class OnnxBackend:
     def head(self, query: np.ndarray, product: np.ndarray, features: np.ndarray | None) -> dict[str, np.ndarray]:
         values = {"query": query, "product": product, "features": features}
         score, *probabilities = self.head_session.run(None, {name: values[name] for name in self._head_inputs})
-        tasks = [name[2:] for name in (o.name for o in self.head_session.get_outputs()[1:])]
         out = {"score": score.astype(np.float64)}
-        out.update({t: p.astype(np.float64) for t, p in zip(tasks, probabilities, strict=True)})
+        out.update({t: p.astype(np.float64) for t, p in zip(self._tasks, probabilities, strict=True)})
         return out
 
 

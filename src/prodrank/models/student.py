@@ -53,7 +53,7 @@ from prodrank.models.features import ProductFeatures
 from prodrank.models.multitask import HeadConfig, HeadOutput, MultiTaskHead
 from prodrank.models.ranker import BatchScorer, LoadedRanker, mean_pooling
 
-STUDENT_FILE = paths.STUDENT_FILE  # beside encoder/, tokenizer/, head.safetensors
+STUDENT_FILE = paths.STUDENT_FILE  # beside query_encoder/, product_encoder/, tokenizer/, head.safetensors
 INDEX_FILE = paths.PRODUCT_INDEX_FILE
 FORMAT_VERSION = 1
 HEAD_CHUNK = 4096  # pairs per head call: an evaluation scores tens of thousands at once
