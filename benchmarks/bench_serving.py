@@ -335,8 +335,9 @@ def flops_per_pair(ranker: LoadedRanker, length: float) -> float:
 
 
 def student_flops(model_dir: Path, requests: list[dict]) -> dict:
-    """A two-tower student's FLOPs per pair at rank@N: the head per pair plus the query's encoder
-    pass shared by the N pairs (product in the index), and the product's own pass when it is not."""
+    """A two-tower student's FLOPs per pair at rank@N: the head and the product adapter per pair
+    plus the query's encoder pass shared by the N pairs (product in the index), and the
+    product's own pass when it is not."""
     model, pe = load_student(model_dir)
     queries, products, sizes = [], [], []
     for req in requests:
@@ -346,7 +347,8 @@ def student_flops(model_dir: Path, requests: list[dict]) -> dict:
         products += [len(r) for r in pe.product_rows([c["id"] for c in cands])]
         sizes.append(len(cands))
     q_len, p_len, n = float(np.mean(queries)), float(np.mean(products)), float(np.mean(sizes))
-    warm = linear_flops(model.head) + encoder_flops(model.query_encoder, q_len) / n
+    per_pair = linear_flops(model.head) + (linear_flops(model.product_adapter) if model.product_adapter else 0.0)
+    warm = per_pair + encoder_flops(model.query_encoder, q_len) / n
     return {"query_tokens": q_len, "product_tokens": p_len, "candidates": n, "mflops_per_pair_indexed": warm / 1e6,
             "mflops_per_pair_new_product": (warm + encoder_flops(model.product_encoder, p_len)) / 1e6}
 

@@ -210,6 +210,7 @@ class DistillConfig(Section):
     product token budget; only the query budget is its own."""
 
     query_max_tokens: int = Field(16, ge=1)
+    product_adapter_size: int = Field(384, ge=0)  # the trainable map over the frozen product vector; 0 = none
     max_queries: int = Field(0, ge=0)  # train queries whose lists the teacher labels; 0 = all
     hard_candidates: int = Field(4, ge=0)  # BM25 top products per query beyond the shown ones
     random_candidates: int = Field(2, ge=0)  # uniformly drawn catalogue products per query

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
+import torch
 
 from prodrank.config import resolve
 from prodrank.data.catalog import product_fields
@@ -23,7 +24,7 @@ from tests.conftest import make_prepared
 TRAIN = {"expert_hidden": 16, "tower_hidden": 8, "n_experts": 2, "max_steps": 6, "eval_every": 3,
          "checkpoint_every": 3, "queries_per_batch": 4, "candidates_per_query": 5, "learning_rate": 1e-3,
          "dropout": 0.0, "patience": 10, "max_eval_queries": 50, "product_features": ["price", "rating"]}
-DISTILL = {"epochs": 2, "hard_candidates": 3, "random_candidates": 2, "queries_per_batch": 4}
+DISTILL = {"epochs": 2, "hard_candidates": 3, "random_candidates": 2, "queries_per_batch": 4, "product_adapter_size": 16}
 
 
 @pytest.fixture(scope="module")
@@ -133,14 +134,29 @@ def test_an_untrained_student_ranks_by_its_encoders_cosine(distilled):
     """The similarity prior with a fresh head: the towers start near zero, so before training the
     student's order is (nearly) the bi-encoder's cosine of the teacher's encoder."""
     teacher = load_ranker(distilled["root"] / "ranker")
-    student, pair_encoder = build_student(teacher, 8)
+    student, pair_encoder = build_student(teacher, 8, adapter_size=16)
     scorer = StudentScorer(TorchBackend(student), pair_encoder, student.tasks)
     queries, pids, products = pairs(distilled["prepared"], n=12)
     queries = ["red lamp"] * len(pids)
     score = scorer.score(queries, pids, products)["score"]
     vectors = scorer.product_vectors(pids, 8)
+    features = torch.tensor(np.array([pair_encoder.product(p).features for p in pids]), dtype=torch.float32)
+    with torch.no_grad():  # the fresh adapter is the identity
+        assert torch.equal(student.product_adapter(torch.from_numpy(vectors), features), torch.from_numpy(vectors))
     query = scorer.embed_rows(pair_encoder.query_rows(["red lamp"])[0], "query", 8)[0]
     cosine = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
     from scipy.stats import spearmanr
 
     assert spearmanr(score, cosine)[0] > 0.8
+
+
+def test_the_adapter_is_trained_saved_and_ignores_missing_flags_it_never_saw(distilled):
+    """The trained adapter is no longer the identity and comes back from disk; the weights of
+    the missing-value flags start at 0, as in the head's input layer."""
+    scorer = torch_student(distilled["root"] / "student")
+    adapter = scorer.backend.model.product_adapter
+    assert adapter is not None and adapter.up.weight.abs().sum() > 0
+    teacher = load_ranker(distilled["root"] / "ranker")
+    fresh, _ = build_student(teacher, 8, adapter_size=16)
+    flags = fresh.head.config.missing_flags
+    assert flags > 0 and torch.count_nonzero(fresh.product_adapter.down.weight[:, -flags:]) == 0

@@ -12,9 +12,11 @@ therefore splits the pair, so that the product side is paid once per product, no
                    encoded again and never served stale
     query tower    a copy of the teacher's BERT, fine-tuned, mean-pooled:
                    [CLS] query [SEP]                ->  q [H]   once per request
+    adapter        a trainable residual map p' = p + up(gelu(down([p, product features]))),
+                   starting as the identity (:class:`ProductAdapter`)
     head           the teacher's multi-task head design (tasks, chaining, score weights)
-                   over the interaction features [q, p, q * p, |q - p|, product features]
-                   [4H + 2F], plus scale_t * cos(q, p) on each task's logit (the
+                   over the interaction features [q, p', q * p', |q - p'|, product features]
+                   [4H + 2F], plus scale_t * cos(q, p') on each task's logit (the
                    similarity prior: the untrained student ranks as its encoder's cosine)
 
 A request costs one short encoder pass and the head per candidate, about 3 MFLOP a pair
@@ -55,7 +57,7 @@ from prodrank.models.ranker import BatchScorer, LoadedRanker, mean_pooling
 
 STUDENT_FILE = paths.STUDENT_FILE  # beside query_encoder/, product_encoder/, tokenizer/, head.safetensors
 INDEX_FILE = paths.PRODUCT_INDEX_FILE
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the product adapter
 HEAD_CHUNK = 4096  # pairs per head call: an evaluation scores tens of thousands at once
 
 
@@ -68,15 +70,47 @@ def interaction(query: torch.Tensor, product: torch.Tensor, features: torch.Tens
 
 
 SIDES = ("query", "product")
+ENCODERS = tuple(f"{side}_encoder." for side in SIDES)  # state-dict prefixes saved as BERT checkpoints
+
+
+class ProductAdapter(nn.Module):
+    """A trainable residual map of the frozen product vector and the product's features:
+    p' = p + W_up gelu(W_down [p, f]), [B, H] + [B, 2F] -> [B, H].
+
+    The product tower stays frozen (so the index never goes stale), but its mean-pooled vector
+    was trained for the teacher's joint reading, not for this head. The adapter lets training
+    move products in the space the query tower learns to match, and fold price and rating into
+    the vector, where ``q * p`` can weigh them per query. W_up starts at zero, so the untrained
+    adapter is the identity and the similarity prior ranks as before. It reads the product
+    alone, so it costs H * hidden multiply-adds a pair and needs nothing new in the index."""
+
+    def __init__(self, hidden_size: int, feature_size: int, adapter_size: int, missing_flags: int) -> None:
+        super().__init__()
+        self.down = nn.Linear(hidden_size + feature_size, adapter_size)
+        self.up = nn.Linear(adapter_size, hidden_size)
+        with torch.no_grad():  # as in the head's input layer: a flag training never sets keeps weight 0
+            self.down.weight[:, self.down.in_features - missing_flags :] = 0
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, product: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        inputs = product if features is None else torch.cat([product, features.to(product.dtype)], dim=-1)
+        return product + self.up(F.gelu(self.down(inputs)))
 
 
 class TwoTowerStudent(nn.Module):
-    """The query and product towers and the multi-task head over their interaction (module doc)."""
+    """The query and product towers, the product adapter and the multi-task head over their
+    interaction (module doc)."""
 
-    def __init__(self, query_encoder: BertModel, product_encoder: BertModel, head_config: HeadConfig) -> None:
+    def __init__(self, query_encoder: BertModel, product_encoder: BertModel, head_config: HeadConfig,
+                 adapter_size: int) -> None:
         super().__init__()
         self.query_encoder = query_encoder
         self.product_encoder = product_encoder.requires_grad_(False)  # frozen: the product index never goes stale
+        hidden = query_encoder.config.hidden_size
+        self.adapter_size = adapter_size
+        self.product_adapter = (ProductAdapter(hidden, head_config.input_size - 4 * hidden, adapter_size,
+                                               head_config.missing_flags) if adapter_size else None)
         self.head = MultiTaskHead(head_config)
 
     @property
@@ -93,14 +127,17 @@ class TwoTowerStudent(nn.Module):
 
     def forward(self, query: torch.Tensor, product: torch.Tensor, features: torch.Tensor | None) -> HeadOutput:
         """query, product [B, H] (rows of the same pairs); features [B, 2F] or None."""
+        if self.product_adapter is not None:
+            product = self.product_adapter(product, features)
         similarity = F.cosine_similarity(query, product, dim=-1)
         return self.head(interaction(query, product, features), similarity)
 
 
-def build_student(teacher: LoadedRanker, query_max_tokens: int) -> tuple[TwoTowerStudent, PairEncoder]:
+def build_student(teacher: LoadedRanker, query_max_tokens: int, adapter_size: int
+                  ) -> tuple[TwoTowerStudent, PairEncoder]:
     """An untrained student of ``teacher``: its encoder copied into both towers, a fresh head of
-    the same design with the similarity prior, the teacher's product budget and a query budget
-    of its own."""
+    the same design with the similarity prior, an identity product adapter (none when
+    ``adapter_size`` is 0), the teacher's product budget and a query budget of its own."""
     source = teacher.pair_encoder
     budget = replace(source.budget, query_max_tokens=query_max_tokens)
     pair_encoder = PairEncoder(source.tokenizer, budget, features=source.features)
@@ -109,7 +146,7 @@ def build_student(teacher: LoadedRanker, query_max_tokens: int) -> tuple[TwoTowe
     # the product features (and their missing flags, last) follow the vectors as in the teacher's input
     head_config = replace(teacher.model.head.config, input_size=4 * hidden + features, similarity_prior=True)
     encoder = teacher.model.encoder
-    return TwoTowerStudent(copy.deepcopy(encoder), copy.deepcopy(encoder), head_config), pair_encoder
+    return TwoTowerStudent(copy.deepcopy(encoder), copy.deepcopy(encoder), head_config, adapter_size), pair_encoder
 
 
 class TowerBackend(Protocol):
@@ -267,15 +304,22 @@ def student_shape(model: TwoTowerStudent, pair_encoder: PairEncoder) -> dict:
             "product_max_tokens": pair_encoder.max_length - query + 1}
 
 
+def trained_weights(model: TwoTowerStudent) -> dict[str, torch.Tensor]:
+    """Everything but the encoders (saved as BERT checkpoints of their own): head and adapter."""
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.startswith(ENCODERS)}
+
+
 def save_student(model: TwoTowerStudent, pair_encoder: PairEncoder, directory: str | Path) -> None:
-    """query_encoder/, product_encoder/, tokenizer/, head.safetensors and student.json."""
+    """query_encoder/, product_encoder/, tokenizer/, head.safetensors (head and adapter) and
+    student.json."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for side in SIDES:
         model.encoder(side).save_pretrained(directory / f"{side}_encoder", safe_serialization=True)
     pair_encoder.tokenizer.save_pretrained(directory / "tokenizer")
-    save_file({k: v.detach().contiguous() for k, v in model.head.state_dict().items()}, str(directory / "head.safetensors"))
+    save_file(trained_weights(model), str(directory / "head.safetensors"))
     meta = {"format_version": FORMAT_VERSION, "kind": "two_tower", "head": model.head.config.to_dict(),
+            "adapter_size": model.adapter_size,
             "input_budget": pair_encoder.budget.to_dict(),
             "product_features": pair_encoder.features.to_dict() if pair_encoder.features else None}
     (directory / STUDENT_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -292,8 +336,11 @@ def load_student(directory: str | Path) -> tuple[TwoTowerStudent, PairEncoder]:
         raise ValueError(f"{directory / STUDENT_FILE}: format_version {meta.get('format_version')} != {FORMAT_VERSION}")
     query, product = (BertModel.from_pretrained(directory / f"{side}_encoder", add_pooling_layer=False,
                                                 use_safetensors=True) for side in SIDES)
-    model = TwoTowerStudent(query, product, HeadConfig.from_dict(meta["head"]))
-    model.head.load_state_dict(load_file(str(directory / "head.safetensors")))
+    model = TwoTowerStudent(query, product, HeadConfig.from_dict(meta["head"]), meta["adapter_size"])
+    missing, unexpected = model.load_state_dict(load_file(str(directory / "head.safetensors")), strict=False)
+    if unexpected or any(not k.startswith(ENCODERS) for k in missing):
+        raise ValueError(f"{directory / 'head.safetensors'}: weights do not match student.json "
+                         f"(missing {[k for k in missing if not k.startswith(ENCODERS)]}, unexpected {unexpected})")
     model.eval()
     features = meta.get("product_features")
     pair_encoder = PairEncoder(AutoTokenizer.from_pretrained(directory / "tokenizer"), InputBudget.from_dict(meta["input_budget"]),

@@ -36,6 +36,7 @@ from prodrank.models.multitask import HeadOutput
 from prodrank.models.ranker import LoadedRanker, load_ranker
 from prodrank.models.runtime import export_onnx, load_scorer
 from prodrank.models.student import (
+    ENCODERS,
     INDEX_FILE,
     ProductIndex,
     StudentScorer,
@@ -193,7 +194,7 @@ def train_student(cfg: Config, teacher: LoadedRanker, data: TrainData, groups: l
     ``best_dir``. Also returns the product vectors computed on the way (the frozen tower's, so
     valid for the saved student too)."""
     dcfg = cfg.distill
-    student, pair_encoder = build_student(teacher, dcfg.query_max_tokens)
+    student, pair_encoder = build_student(teacher, dcfg.query_max_tokens, dcfg.product_adapter_size)
     scorer = StudentScorer(TorchBackend(student), pair_encoder, student.tasks)
     product_ids = list(dict.fromkeys(p for g in groups for p in g.product_ids))
     pair_encoder.encode_products({p: data.products[p] for p in
@@ -201,7 +202,8 @@ def train_student(cfg: Config, teacher: LoadedRanker, data: TrainData, groups: l
     objective = DistillObjective(student.tasks, dcfg)
     products = ProductVectors.encode(scorer, product_ids, cfg.train.score_batch_size)
     optimizer = torch.optim.AdamW([{"params": student.query_encoder.parameters(), "lr": dcfg.learning_rate},
-                                   {"params": student.head.parameters(), "lr": dcfg.head_learning_rate}],
+                                   {"params": [p for name, p in student.named_parameters() if not name.startswith(ENCODERS)],
+                                    "lr": dcfg.head_learning_rate}],
                                   weight_decay=dcfg.weight_decay)
     steps_per_epoch = math.ceil(len(groups) / dcfg.queries_per_batch)
     total = dcfg.epochs * steps_per_epoch
