@@ -142,7 +142,10 @@ def test_validation_split_evaluation_never_reads_the_test_split(project, tmp_pat
     predictions = pd.read_parquet(tmp_path / "valid" / "predictions.parquet")
     valid = set(pd.read_parquet(project / "data/prepared/valid/queries.parquet")["query_id"])
     test = set(pd.read_parquet(project / "data/prepared/test/queries.parquet")["query_id"])
-    assert set(predictions["query_id"]) == valid and not valid & test
+    evaluated = predictions[predictions["split"] == "evaluated"]
+    assert set(evaluated["query_id"]) == valid and not valid & test
+    assert not set(predictions["query_id"]) & test  # the drift reference's other splits: train only
+    assert set(predictions.loc[predictions["split"] != "evaluated", "split"]) == {"train"}
     assert "valid split" in (tmp_path / "valid" / "report.md").read_text()
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from prodrank.config import load_config
+from prodrank.evaluation.evaluate import load_eval_pairs, other_splits
 from prodrank.models.runtime import load_scorer
 from prodrank.monitoring.flow import apply_overrides
 from prodrank.monitoring.monitor import dataset_pairs, run_monitor
@@ -20,13 +21,14 @@ pytestmark = pytest.mark.slow
 
 
 def evaluation_predictions(serving_data) -> pd.DataFrame:
-    """What the evaluate stage writes: the test split scored in-process by the model."""
+    """What the evaluate stage writes: the test split and the other splits' queries scored
+    in-process by the model."""
     prepared = serving_data["prepared"]
-    pairs = pd.read_parquet(prepared / "test" / "interactions.parquet").merge(
-        pd.read_parquet(prepared / "test" / "queries.parquet")[["query_id", "query"]], on="query_id")
+    test = load_eval_pairs(prepared, "test")[0].assign(split="evaluated")
+    pairs = pd.concat([test, other_splits(prepared, "test", set(test["query_id"]))], ignore_index=True)
     ranker = load_scorer(serving_data["student_dir"], "onnx")  # the model the `server` fixture serves
     scored = ranker.score(pairs["query"].tolist(), pairs["product_id"].tolist(), serving_data["products"])
-    return pairs[["query_id", "query", "product_id", "position"]].assign(
+    return pairs[["query_id", "query", "product_id", "position", "split"]].assign(
         score=scored["score"], **{f"p_{t}": scored[t] for t in ranker.tasks})
 
 

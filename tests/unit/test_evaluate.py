@@ -5,9 +5,12 @@ import pandas as pd
 import pytest
 
 from prodrank.config import resolve
-from prodrank.evaluation.evaluate import compute_metrics, evaluation_targets, paired_randomisation_test
+from prodrank.data.schema import SPLITS
+from prodrank.evaluation.evaluate import (compute_metrics, evaluation_targets, other_splits,
+                                         paired_randomisation_test)
 from prodrank.evaluation.report import claims, render
 from prodrank.evaluation.targets import GRADED, MODEL, ORACLE
+from tests.conftest import make_prepared
 
 
 def pairs(**truth: list[float]) -> pd.DataFrame:
@@ -89,3 +92,16 @@ def test_the_paired_test_on_no_difference_and_on_a_consistent_one():
     assert paired_randomisation_test(np.zeros(30), 999, seed=0) == 1.0  # every flip ties the observed 0
     # 20 equal differences: only the all-plus and all-minus flips (2 in 2**20) reach |mean| = 0.1
     assert paired_randomisation_test(np.full(20, 0.1), 999, seed=0) == pytest.approx(1 / 1000)
+
+
+def test_the_drift_reference_adds_the_earlier_splits_and_never_the_test_split_when_validating(tmp_path):
+    prepared = make_prepared(tmp_path / "prepared")  # valid and test hold the same 8 queries
+    split_queries = {s: set(pd.read_parquet(prepared / s / "queries.parquet")["query_id"]) for s in SPLITS}
+    for split in ("test", "valid"):
+        evaluated = split_queries[split]
+        rest = other_splits(prepared, split, evaluated)
+        assert set(rest["query_id"]) == split_queries["train"] and set(rest["split"]) == {"train"}
+        assert not rest.duplicated(["query_id", "product_id"]).any()
+    # testing adds every query of both earlier splits that it does not evaluate itself
+    rest = other_splits(prepared, "test", {"Q00"})
+    assert set(rest["query_id"]) == (split_queries["train"] | split_queries["valid"]) - {"Q00"}

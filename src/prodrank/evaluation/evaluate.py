@@ -26,7 +26,7 @@ from sklearn.metrics import roc_auc_score
 from prodrank.config import Config
 from prodrank.data.catalog import product_fields
 from prodrank.data.labels import grade_range, task_targets
-from prodrank.data.schema import EXPECTED_PREFIX, FREQUENCY_BUCKETS, GAP_TAGS
+from prodrank.data.schema import EXPECTED_PREFIX, FREQUENCY_BUCKETS, GAP_TAGS, SPLITS
 from prodrank.evaluation.baselines import BASELINES, EvalSet
 from prodrank.evaluation.report import render, render_html
 from prodrank.evaluation.targets import GRADED, MODEL, ORACLE, TEACHER, TRUE_SUFFIX, is_expected_rate
@@ -193,20 +193,31 @@ def quality_gate(summary: dict, cfg: Config) -> list[str]:
 
 def evaluate_pairs(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, catalog: pd.DataFrame,
                    train_pairs: pd.DataFrame, ranker_dir: Path, baselines: tuple[str, ...],
-                   teacher_dir: Path | None = None) -> tuple[Evaluation, pd.DataFrame]:
+                   teacher_dir: Path | None = None, reference_pairs: pd.DataFrame | None = None
+                   ) -> tuple[Evaluation, pd.DataFrame]:
     """Score ``pairs`` with the model (on the runtime it serves with), the teacher it was
-    distilled from (when given) and the baselines; return metrics and the model's predictions."""
+    distilled from (when given) and the baselines; return metrics and the model's predictions.
+
+    The predictions also hold the model's scores of ``reference_pairs`` (the other splits' pairs,
+    ``split`` column): they are the drift monitor's reference, which must describe the traffic the
+    model will serve, and live traffic repeats training queries as well as held-out ones. A small
+    test split alone is a noisy sample of that query mix: on the tiny profile (8 held-out queries)
+    replayed control traffic was flagged against it."""
     # lazy: torch; the data and report code runs without it
     from prodrank.models.ranker import load_ranker
     from prodrank.models.runtime import load_scorer
 
     ranker = load_scorer(ranker_dir, cfg.serving.runtime, cfg.serving.quantize, cfg.runtime.threads)
     catalog = catalog.set_index("product_id", drop=False)
-    products = product_fields(catalog.loc[pairs["product_id"].unique()])
+    scored = pd.concat([pairs.assign(split="evaluated"), *([] if reference_pairs is None else [reference_pairs])],
+                       ignore_index=True)
+    products = product_fields(catalog.loc[scored["product_id"].unique()])
     queries_, pids = pairs["query"].tolist(), pairs["product_id"].tolist()
-    log.info("scoring %d pairs of %d queries with the model (%s)", len(pairs), pairs["query_id"].nunique(), ranker.runtime)
-    predictions = ranker.score(queries_, pids, products, batch_size=cfg.train.score_batch_size)
-    scores = {MODEL: predictions["score"]}
+    log.info("scoring %d pairs of %d queries with the model (%s), %d of them for the drift reference only",
+             len(scored), scored["query_id"].nunique(), ranker.runtime, len(scored) - len(pairs))
+    predictions = ranker.score(scored["query"].tolist(), scored["product_id"].tolist(), products,
+                               batch_size=cfg.train.score_batch_size)
+    scores = {MODEL: predictions["score"][:len(pairs)]}
     if teacher_dir is not None:
         log.info("scoring the teacher")
         scores[TEACHER] = load_ranker(teacher_dir).score(queries_, pids, products, batch_size=cfg.train.score_batch_size)["score"]
@@ -220,7 +231,7 @@ def evaluate_pairs(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, cata
     if GRADED in targets:
         scores[ORACLE] = targets[GRADED]
     per_query, auc = compute_metrics(pairs, scores, targets, cfg.evaluate.ks)
-    prediction_frame = pairs[["query_id", "query", "product_id", "position"]].assign(
+    prediction_frame = scored[["query_id", "query", "product_id", "position", "split"]].assign(
         score=predictions["score"], **{f"p_{t}": predictions[t] for t in ranker.tasks})
     return Evaluation(per_query, auc, queries), prediction_frame
 
@@ -228,11 +239,13 @@ def evaluate_pairs(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, cata
 def run_evaluation(cfg: Config, pairs: pd.DataFrame, queries: pd.DataFrame, catalog: pd.DataFrame,
                    train_pairs: pd.DataFrame, ranker_dir: Path, metrics_path: Path, report_dir: Path,
                    plots_dir: Path | None, baselines: tuple[str, ...], title: str, apply_gate: bool = True,
-                   inputs: dict[str, str] | None = None, teacher_dir: Path | None = None) -> dict:
+                   inputs: dict[str, str] | None = None, teacher_dir: Path | None = None,
+                   reference_pairs: pd.DataFrame | None = None) -> dict:
     """Evaluate, write metrics/report/plots, then apply the quality gate (after writing,
     so a failing model's numbers are still there to read). ``inputs``: {file: sha256} of the
-    data files evaluated, recorded with the metrics."""
-    evaluation, predictions = evaluate_pairs(cfg, pairs, queries, catalog, train_pairs, ranker_dir, baselines, teacher_dir)
+    data files evaluated, recorded with the metrics; ``reference_pairs``: :func:`evaluate_pairs`."""
+    evaluation, predictions = evaluate_pairs(cfg, pairs, queries, catalog, train_pairs, ranker_dir, baselines,
+                                             teacher_dir, reference_pairs)
     summary = summarise(evaluation, cfg)
     key = f"ndcg@{max(cfg.evaluate.ks)}"
     slices = slice_table(evaluation, key)
@@ -286,7 +299,18 @@ def evaluate_split(cfg: Config, prepared_dir: Path, ranker_dir: Path, metrics_pa
     catalog = pd.read_parquet(prepared_dir / "catalog.parquet")
     return run_evaluation(cfg, pairs, queries, catalog, train_pairs, ranker_dir, metrics_path, report_dir, plots_dir,
                           cfg.evaluate.baselines, f"prodrank evaluation — profile {cfg.profile}, {split} split",
-                          apply_gate=split == "test", teacher_dir=teacher_dir)
+                          apply_gate=split == "test", teacher_dir=teacher_dir,
+                          reference_pairs=other_splits(prepared_dir, split, set(pairs["query_id"])))
+
+
+def other_splits(prepared_dir: Path, split: str, evaluated: set) -> pd.DataFrame:
+    """The pairs of the splits before ``split`` (train, and valid when ``split`` is test), less
+    the queries evaluated, with a ``split`` column: the rest of the drift reference
+    (:func:`evaluate_pairs`). Evaluating on validation never reads the test split."""
+    names = SPLITS[:SPLITS.index(split)] if split in SPLITS else SPLITS[:-1]
+    frames = [load_eval_pairs(prepared_dir, name)[0].assign(split=name) for name in names]
+    pairs = pd.concat(frames, ignore_index=True).drop_duplicates(["query_id", "product_id"])
+    return pairs[~pairs["query_id"].isin(evaluated)].reset_index(drop=True)
 
 
 LEARNED_BASELINES = ("lambdamart",)

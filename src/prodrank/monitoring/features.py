@@ -264,10 +264,10 @@ def from_predictions(predictions: pd.DataFrame, ctx: Context, gap_k: int, n_requ
                      inputs: pd.DataFrame | None = None) -> WindowFeatures:
     """The evaluation-time reference.
 
-    *Prediction* columns come from the evaluation predictions (one row per test-split (query,
-    product) pair): ``n_requests`` test queries drawn with replacement in proportion to
-    ``traffic`` (impressions per query_id), each with its test-split pairs as candidates, ranked
-    by the model's score.
+    *Prediction* columns come from the evaluation predictions (one row per scored (query,
+    product) pair: the test split's and, from the evaluate stage, the other splits' too):
+    ``n_requests`` queries drawn with replacement in proportion to ``traffic`` (impressions per
+    query_id), each with its pairs as candidates, ranked by the model's score.
 
     *Input* columns come from ``inputs`` when given: every logged (query, product) pair of the
     data set the model was trained and evaluated on (all splits; ``query_id, query, product_id,

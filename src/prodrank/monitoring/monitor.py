@@ -114,16 +114,13 @@ def reference_window(cfg: Config, root: Path, ctx_factory, current: Window) -> t
                                 "against a window of the log (--reference log --reference-start ...)")
     predictions = pd.read_parquet(path)
     ctx = ctx_factory()
-    traffic = None
-    test_interactions = root / "data" / "prepared" / "test" / "interactions.parquet"
-    if test_interactions.is_file():
-        inter = pd.read_parquet(test_interactions, columns=["query_id", "impressions"])
-        traffic = inter.groupby("query_id")["impressions"].sum()
+    inputs = dataset_pairs(root / "data" / "prepared")
+    # queries are drawn as live traffic issues them: in proportion to their impressions in the data set
+    traffic = inputs.groupby("query_id")["impressions"].sum() if inputs is not None else None
     n = min(mon.max_requests, max(mon.min_requests, len(current.requests), 2_000))
     # prices and ratings of the training catalogue: later catalogue files (the simulator's) may hold newer ones
     feats = F.from_predictions(predictions, ctx, mon.gap_k, n, traffic, seed=mon.seed,
-                               products=getattr(ctx, "training_products", None),
-                               inputs=dataset_pairs(root / "data" / "prepared"))
+                               products=getattr(ctx, "training_products", None), inputs=inputs)
     info = {"kind": "evaluation", "path": mon.predictions, "pairs": int(len(predictions)),
             "requests_used": int(len(feats.requests)), **feats.source,
             "model_versions": [t for t in [_reference_model_tag(root)] if t]}
