@@ -211,6 +211,7 @@ class DistillConfig(Section):
 
     query_max_tokens: int = Field(16, ge=1)
     product_adapter_size: int = Field(384, ge=0)  # the trainable map over the frozen product vector; 0 = none
+    pair_signals: bool = True  # exact-match and price-limit signals of each pair in the head's input
     max_queries: int = Field(0, ge=0)  # train queries whose lists the teacher labels; 0 = all
     hard_candidates: int = Field(4, ge=0)  # BM25 top products per query beyond the shown ones
     random_candidates: int = Field(2, ge=0)  # uniformly drawn catalogue products per query

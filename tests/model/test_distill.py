@@ -15,7 +15,8 @@ from prodrank.config import resolve
 from prodrank.data.catalog import product_fields
 from prodrank.models.ranker import LoadedRanker, load_ranker
 from prodrank.models.runtime import QUERY_FILE, QUERY_INT8_FILE, OnnxBackend, load_scorer
-from prodrank.models.student import StudentScorer, TorchBackend, build_student, torch_student
+from prodrank.models.signals import SIGNAL_NAMES
+from prodrank.models.student import STUDENT_FILE, StudentScorer, TorchBackend, build_student, torch_student
 from prodrank.training import distill as distill_module
 from prodrank.training.finetune import finetune
 from prodrank.training.groups import load_split
@@ -134,7 +135,7 @@ def test_an_untrained_student_ranks_by_its_encoders_cosine(distilled):
     """The similarity prior with a fresh head: the towers start near zero, so before training the
     student's order is (nearly) the bi-encoder's cosine of the teacher's encoder."""
     teacher = load_ranker(distilled["root"] / "ranker")
-    student, pair_encoder = build_student(teacher, 8, adapter_size=16)
+    student, pair_encoder = build_student(teacher, 8, adapter_size=16, signals=True)
     scorer = StudentScorer(TorchBackend(student), pair_encoder, student.tasks)
     queries, pids, products = pairs(distilled["prepared"], n=12)
     queries = ["red lamp"] * len(pids)
@@ -157,6 +158,29 @@ def test_the_adapter_is_trained_saved_and_ignores_missing_flags_it_never_saw(dis
     adapter = scorer.backend.model.product_adapter
     assert adapter is not None and adapter.up.weight.abs().sum() > 0
     teacher = load_ranker(distilled["root"] / "ranker")
-    fresh, _ = build_student(teacher, 8, adapter_size=16)
+    fresh, _ = build_student(teacher, 8, adapter_size=16, signals=True)
     flags = fresh.head.config.missing_flags
     assert flags > 0 and torch.count_nonzero(fresh.product_adapter.down.weight[:, -flags:]) == 0
+
+
+def test_the_student_reads_the_pair_signals_and_follows_a_changed_price(distilled):
+    """The signals are an input of the saved head, in torch and in ONNX, and they move its
+    output; the product word sets follow a changed price under the same id."""
+    student_dir = distilled["root"] / "student"
+    assert json.loads((student_dir / STUDENT_FILE).read_text())["signals"] == list(SIGNAL_NAMES)
+    onnx_scorer = load_scorer(student_dir, "onnx")
+    assert "signals" in [i.name for i in onnx_scorer.backend.head_session.get_inputs()]
+    products = product_fields(pd.read_parquet(distilled["prepared"] / "catalog.parquet"))
+    pid = next(iter(products))
+    within = SIGNAL_NAMES.index("within_limit")
+    cheap = onnx_scorer.signals(["lamp under 50"], [pid], {pid: {**products[pid], "price": 10.0}}, np.zeros(1, int), np.zeros(1, int))
+    dear = onnx_scorer.signals(["lamp under 50"], [pid], {pid: {**products[pid], "price": 90.0}}, np.zeros(1, int), np.zeros(1, int))
+    assert cheap[0, within] == 1 and dear[0, within] == 0
+    onnx_scorer.pair_encoder.encode_products({pid: products[pid]})
+    vectors = onnx_scorer.product_vectors([pid], 8)
+    query = onnx_scorer.embed_rows(onnx_scorer.pair_encoder.query_rows(["lamp"])[0], "query", 8)
+    features = np.zeros((1, len(onnx_scorer.pair_encoder.product(pid).features)), dtype=np.float32)
+    for backend in (onnx_scorer.backend, load_scorer(student_dir, "torch").backend):
+        off, on = (backend.head(query, vectors, np.full((1, len(SIGNAL_NAMES)), v, dtype=np.float32), features)["score"]
+                   for v in (0.0, 1.0))
+        assert not np.allclose(off, on)

@@ -12,10 +12,12 @@ from prodrank.models.student import ProductIndex, interaction
 def test_interaction_features_in_float64():
     q = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
     p = torch.tensor([[3.0, 0.5]], dtype=torch.float64)
+    s = torch.tensor([[0.5]], dtype=torch.float64)
     f = torch.tensor([[0.25, 1.0]], dtype=torch.float64)
-    expected = [1.0, -2.0, 3.0, 0.5, 3.0, -1.0, 2.0, 2.5, 0.25, 1.0]
-    assert interaction(q, p, f).tolist() == [expected]
-    assert interaction(q, p, None).shape == (1, 8)
+    expected = [1.0, -2.0, 3.0, 0.5, 3.0, -1.0, 2.0, 2.5, 0.5, 0.25, 1.0]  # the features' flags last
+    assert interaction(q, p, s, f).tolist() == [expected]
+    assert interaction(q, p, None, f).tolist() == [expected[:8] + expected[9:]]
+    assert interaction(q, p, None, None).shape == (1, 8)
 
 
 def test_product_index_is_by_content_bounded_and_round_trips(tmp_path):

@@ -7,8 +7,8 @@ beside them::
     query.int8.onnx    the same with dynamic int8 MatMuls (weights int8, activations quantised
                        per batch), for ``serving.quantize``
     product.onnx       the product tower, fp32 (products the index does not hold)
-    head.onnx          the multi-task head over the pair vectors: (query, product[, features])
-                       -> (score, p_task ...)
+    head.onnx          the multi-task head over the pair vectors: (query, product[, signals]
+                       [, features]) -> (score, p_task ...)
     onnx.json          inputs, outputs, and the largest differences to torch measured at export
 
 Products are always encoded in fp32, so a product encoded while serving matches the packaged
@@ -63,15 +63,18 @@ class EmbeddingGraph(nn.Module):
 
 
 class HeadGraph(nn.Module):
-    """The student's head: (query [B, H], product [B, H][, features [B, 2F]]) -> (score, p_task ...)."""
+    """The student's head: (query [B, H], product [B, H][, signals [B, S]][, features [B, 2F]])
+    -> (score, p_task ...); signals and features are inputs only of a student that has them."""
 
     def __init__(self, model: TwoTowerStudent) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, query: torch.Tensor, product: torch.Tensor, features: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, ...]:
-        output = self.model(query, product, features)
+    def forward(self, query: torch.Tensor, product: torch.Tensor, *extras: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        given = iter(extras)
+        signals = next(given) if self.model.signals else None
+        features = next(given) if self.model.feature_size else None
+        output = self.model(query, product, signals, features)
         probabilities = output.probabilities()
         return (self.model.head.ranking_score(output), *(probabilities[t] for t in self.model.tasks))
 
@@ -100,21 +103,22 @@ def export_onnx(model: TwoTowerStudent, directory: str | Path, rows: list[list[i
     with torch.inference_mode():
         vectors = model.embed(ids, mask, "query")
     query, product = vectors, vectors.roll(1, dims=0)
-    features = (torch.zeros((len(rows), model.head.config.input_size - 4 * vectors.shape[1]))
-                if model.head.config.input_size > 4 * vectors.shape[1] else None)
-    head_inputs = ["query", "product"] + (["features"] if features is not None else [])
+    # varied signals in [0, 1] and features around 0, so the check covers the inputs' whole path
+    generator = torch.Generator().manual_seed(0)
+    extras = {"signals": torch.rand((len(rows), model.signals), generator=generator) if model.signals else None,
+              "features": torch.randn((len(rows), model.feature_size), generator=generator) if model.feature_size else None}
+    head_inputs = ["query", "product", *(name for name, value in extras.items() if value is not None)]
     outputs = ["score", *(f"p_{t}" for t in model.tasks)]
-    _export(HeadGraph(model), tuple(t for t in (query, product, features) if t is not None), directory / HEAD_FILE,
+    _export(HeadGraph(model), (query, product, *(v for v in extras.values() if v is not None)), directory / HEAD_FILE,
             head_inputs, outputs, {**{n: {0: "pairs"} for n in head_inputs}, **{o: {0: "pairs"} for o in outputs}})
     reference, backend = TorchBackend(model), OnnxBackend(directory, quantized=False, threads=1)
     arrays = (ids.numpy(), mask.numpy())
-    np_features = None if features is None else features.numpy()
+    head_arrays = (query.numpy(), product.numpy(), *(None if v is None else v.numpy() for v in extras.values()))
     meta = {"opset": OPSET, "head_inputs": head_inputs, "outputs": outputs,
             **{f"max_abs_{side}_vector_diff_fp32": float(np.abs(reference.embed(*arrays, side) - backend.embed(*arrays, side)).max())
                for side in ("query", "product")},
-            "max_abs_score_diff_fp32": float(np.abs(
-                reference.head(query.numpy(), product.numpy(), np_features)["score"]
-                - backend.head(query.numpy(), product.numpy(), np_features)["score"]).max())}
+            "max_abs_score_diff_fp32": float(np.abs(reference.head(*head_arrays)["score"]
+                                                    - backend.head(*head_arrays)["score"]).max())}
     (directory / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return meta
 
@@ -157,14 +161,16 @@ class OnnxBackend:
         self.query_session = session(directory / (QUERY_INT8_FILE if quantized else QUERY_FILE), threads)
         self.head_session = session(directory / HEAD_FILE, threads)
         self._head_inputs = [i.name for i in self.head_session.get_inputs()]
+        self.reads_signals = "signals" in self._head_inputs
         self._tasks = [o.name.removeprefix("p_") for o in self.head_session.get_outputs()[1:]]
 
     def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, side: str) -> np.ndarray:
         graph = self.query_session if side == "query" else self.product_session
         return graph.run(None, {"input_ids": input_ids, "attention_mask": attention_mask})[0]
 
-    def head(self, query: np.ndarray, product: np.ndarray, features: np.ndarray | None) -> dict[str, np.ndarray]:
-        values = {"query": query, "product": product, "features": features}
+    def head(self, query: np.ndarray, product: np.ndarray, signals: np.ndarray | None,
+             features: np.ndarray | None) -> dict[str, np.ndarray]:
+        values = {"query": query, "product": product, "signals": signals, "features": features}
         score, *probabilities = self.head_session.run(None, {name: values[name] for name in self._head_inputs})
         out = {"score": score.astype(np.float64)}
         out.update({t: p.astype(np.float64) for t, p in zip(self._tasks, probabilities, strict=True)})

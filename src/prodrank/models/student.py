@@ -14,10 +14,14 @@ therefore splits the pair, so that the product side is paid once per product, no
                    [CLS] query [SEP]                ->  q [H]   once per request
     adapter        a trainable residual map p' = p + up(gelu(down([p, product features]))),
                    starting as the identity (:class:`ProductAdapter`)
+    signals        exact-match and price-limit facts of the pair, from word sets cached per
+                   product (``models/signals.py``): what the teacher reads token by token
+                   and two separate vectors cannot
     head           the teacher's multi-task head design (tasks, chaining, score weights)
-                   over the interaction features [q, p', q * p', |q - p'|, product features]
-                   [4H + 2F], plus scale_t * cos(q, p') on each task's logit (the
-                   similarity prior: the untrained student ranks as its encoder's cosine)
+                   over the interaction features [q, p', q * p', |q - p'|, signals,
+                   product features] [4H + S + 2F], plus scale_t * cos(q, p') on each task's
+                   logit (the similarity prior: the untrained student ranks as its
+                   encoder's cosine)
 
 A request costs one short encoder pass and the head per candidate, about 3 MFLOP a pair
 against the teacher's 1,400, and the product side keeps the teacher's whole token budget.
@@ -50,22 +54,25 @@ from torch.nn import functional as F
 from transformers import AutoTokenizer, BertModel
 
 from prodrank import paths
+from prodrank.data.schema import CATALOG_TEXT_FIELDS
 from prodrank.models.encoder import BoundedCache, InputBudget, PairEncoder, pad_rows
 from prodrank.models.features import ProductFeatures
 from prodrank.models.multitask import HeadConfig, HeadOutput, MultiTaskHead
 from prodrank.models.ranker import BatchScorer, LoadedRanker, mean_pooling
+from prodrank.models.signals import SIGNAL_NAMES, ProductTerms, product_terms, query_terms, signal_matrix
 
 STUDENT_FILE = paths.STUDENT_FILE  # beside query_encoder/, product_encoder/, tokenizer/, head.safetensors
 INDEX_FILE = paths.PRODUCT_INDEX_FILE
-FORMAT_VERSION = 2  # 2: the product adapter
+FORMAT_VERSION = 3  # 2: the product adapter; 3: the pair signals
 HEAD_CHUNK = 4096  # pairs per head call: an evaluation scores tens of thousands at once
 
 
-def interaction(query: torch.Tensor, product: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
-    """The head's input per pair: q [B, H], p [B, H], features [B, 2F] -> [B, 4H + 2F]."""
+def interaction(query: torch.Tensor, product: torch.Tensor, signals: torch.Tensor | None,
+                features: torch.Tensor | None) -> torch.Tensor:
+    """The head's input per pair: q [B, H], p [B, H], signals [B, S], features [B, 2F]
+    -> [B, 4H + S + 2F]. The features come last: their missing-value flags close the input."""
     parts = [query, product, query * product, (query - product).abs()]
-    if features is not None:
-        parts.append(features.to(query.dtype))
+    parts += [extra.to(query.dtype) for extra in (signals, features) if extra is not None]
     return torch.cat(parts, dim=-1)
 
 
@@ -103,14 +110,16 @@ class TwoTowerStudent(nn.Module):
     interaction (module doc)."""
 
     def __init__(self, query_encoder: BertModel, product_encoder: BertModel, head_config: HeadConfig,
-                 adapter_size: int) -> None:
+                 adapter_size: int, signals: int) -> None:
         super().__init__()
         self.query_encoder = query_encoder
         self.product_encoder = product_encoder.requires_grad_(False)  # frozen: the product index never goes stale
         hidden = query_encoder.config.hidden_size
         self.adapter_size = adapter_size
-        self.product_adapter = (ProductAdapter(hidden, head_config.input_size - 4 * hidden, adapter_size,
-                                               head_config.missing_flags) if adapter_size else None)
+        self.signals = signals  # pair signals in the head's input (0 or len(SIGNAL_NAMES))
+        self.feature_size = head_config.input_size - 4 * hidden - signals
+        self.product_adapter = (ProductAdapter(hidden, self.feature_size, adapter_size, head_config.missing_flags)
+                                if adapter_size else None)
         self.head = MultiTaskHead(head_config)
 
     @property
@@ -125,38 +134,46 @@ class TwoTowerStudent(nn.Module):
         tokens = self.encoder(side)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return mean_pooling(tokens, attention_mask)
 
-    def forward(self, query: torch.Tensor, product: torch.Tensor, features: torch.Tensor | None) -> HeadOutput:
-        """query, product [B, H] (rows of the same pairs); features [B, 2F] or None."""
+    def forward(self, query: torch.Tensor, product: torch.Tensor, signals: torch.Tensor | None,
+                features: torch.Tensor | None) -> HeadOutput:
+        """query, product [B, H] (rows of the same pairs); signals [B, S] and features [B, 2F],
+        each None when the student has none."""
         if self.product_adapter is not None:
             product = self.product_adapter(product, features)
         similarity = F.cosine_similarity(query, product, dim=-1)
-        return self.head(interaction(query, product, features), similarity)
+        return self.head(interaction(query, product, signals, features), similarity)
 
 
-def build_student(teacher: LoadedRanker, query_max_tokens: int, adapter_size: int
+def build_student(teacher: LoadedRanker, query_max_tokens: int, adapter_size: int, signals: bool
                   ) -> tuple[TwoTowerStudent, PairEncoder]:
     """An untrained student of ``teacher``: its encoder copied into both towers, a fresh head of
     the same design with the similarity prior, an identity product adapter (none when
-    ``adapter_size`` is 0), the teacher's product budget and a query budget of its own."""
+    ``adapter_size`` is 0), the pair signals when ``signals``, the teacher's product budget and
+    a query budget of its own."""
     source = teacher.pair_encoder
     budget = replace(source.budget, query_max_tokens=query_max_tokens)
     pair_encoder = PairEncoder(source.tokenizer, budget, features=source.features)
     hidden = teacher.model.encoder.config.hidden_size
     features = source.features.size if source.features else 0
-    # the product features (and their missing flags, last) follow the vectors as in the teacher's input
-    head_config = replace(teacher.model.head.config, input_size=4 * hidden + features, similarity_prior=True)
+    n_signals = len(SIGNAL_NAMES) if signals else 0
+    # the product features (and their missing flags, last) close the input as in the teacher's
+    head_config = replace(teacher.model.head.config, input_size=4 * hidden + n_signals + features, similarity_prior=True)
     encoder = teacher.model.encoder
-    return TwoTowerStudent(copy.deepcopy(encoder), copy.deepcopy(encoder), head_config, adapter_size), pair_encoder
+    return (TwoTowerStudent(copy.deepcopy(encoder), copy.deepcopy(encoder), head_config, adapter_size, n_signals),
+            pair_encoder)
 
 
 class TowerBackend(Protocol):
     """What the scorer runs: the encoder over token rows, and the head over pair vectors."""
 
+    reads_signals: bool  # the head takes the pair signals
+
     def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, side: str) -> np.ndarray:
         """[N, L] int64 -> [N, H] float32; ``side`` is "query" or "product"."""
 
-    def head(self, query: np.ndarray, product: np.ndarray, features: np.ndarray | None) -> dict[str, np.ndarray]:
-        """[B, H], [B, H], [B, 2F] -> {"score": [B], "<task>": p_task [B]}."""
+    def head(self, query: np.ndarray, product: np.ndarray, signals: np.ndarray | None,
+             features: np.ndarray | None) -> dict[str, np.ndarray]:
+        """[B, H], [B, H], [B, S], [B, 2F] -> {"score": [B], "<task>": p_task [B]}."""
 
 
 class TorchBackend:
@@ -167,6 +184,7 @@ class TorchBackend:
 
     def __init__(self, model: TwoTowerStudent) -> None:
         self.model = model
+        self.reads_signals = model.signals > 0
 
     @torch.inference_mode()
     def embed(self, input_ids: np.ndarray, attention_mask: np.ndarray, side: str) -> np.ndarray:
@@ -174,10 +192,11 @@ class TorchBackend:
         return self.model.embed(torch.from_numpy(input_ids), torch.from_numpy(attention_mask), side).float().numpy()
 
     @torch.inference_mode()
-    def head(self, query: np.ndarray, product: np.ndarray, features: np.ndarray | None) -> dict[str, np.ndarray]:
+    def head(self, query: np.ndarray, product: np.ndarray, signals: np.ndarray | None,
+             features: np.ndarray | None) -> dict[str, np.ndarray]:
         self.model.eval()
         output = self.model(torch.from_numpy(query), torch.from_numpy(product),
-                            None if features is None else torch.from_numpy(features))
+                            *(None if x is None else torch.from_numpy(x) for x in (signals, features)))
         out = {"score": self.model.head.ranking_score(output).double().numpy()}
         out.update({t: p.double().numpy() for t, p in output.probabilities().items()})
         return out
@@ -224,9 +243,31 @@ class ProductIndex:
         return cls({row.tobytes(): vector for row, vector in zip(arrays["digests"], arrays["vectors"], strict=True)})
 
 
+class ProductTermsCache:
+    """Each product's word sets for the pair signals, made once per product content (the text
+    fields and the price, which the signals read even where the head has no price feature)."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.entries: MutableMapping[str, tuple[str, ProductTerms]] = BoundedCache(size)
+
+    def bound(self, size: int) -> None:
+        entries = BoundedCache(size)
+        entries.update(self.entries)
+        self.entries = entries
+
+    def get(self, pid: str, product: Mapping[str, str | float | None]) -> ProductTerms:
+        key = repr([product.get(name) for name in ("price", *CATALOG_TEXT_FIELDS)])  # repr: NaN == NaN
+        cached = self.entries.get(pid)
+        if cached is None or cached[0] != key:
+            cached = (key, product_terms(product))
+            self.entries[pid] = cached
+        return cached[1]
+
+
 class StudentScorer(BatchScorer):
     """Scores pairs with a two-tower student: each distinct query and each product not in the
-    index through the encoder, in length-sorted batches, then the head over all pairs."""
+    index through the encoder, in length-sorted batches, then the head over all pairs (with
+    their signals, when the student reads them)."""
 
     def __init__(self, backend: TowerBackend, pair_encoder: PairEncoder, tasks: tuple[str, ...],
                  index: ProductIndex | None = None) -> None:
@@ -234,6 +275,7 @@ class StudentScorer(BatchScorer):
         self.pair_encoder = pair_encoder
         self._tasks = tasks
         self.index = index if index is not None else ProductIndex()
+        self.terms = ProductTermsCache() if backend.reads_signals else None
         self.runtime = backend.runtime
         self.quantized = backend.quantized
 
@@ -244,6 +286,17 @@ class StudentScorer(BatchScorer):
     def use_product_cache(self, size: int) -> None:
         super().use_product_cache(size)
         self.index.bound(size)
+        if self.terms is not None:
+            self.terms.bound(size)
+
+    def signals(self, queries: Sequence[str], product_ids: Sequence[str],
+                products: Mapping[str, Mapping[str, str | float | None]], qi: np.ndarray, pi: np.ndarray
+                ) -> np.ndarray | None:
+        """[B, S] pair signals of the distinct ``queries`` and ``product_ids`` indexed by qi, pi."""
+        if self.terms is None:
+            return None
+        return signal_matrix([query_terms(q) for q in queries], [self.terms.get(p, products[p]) for p in product_ids],
+                             qi, pi)
 
     def embed_rows(self, rows: Sequence[Sequence[int]], side: str, batch_size: int) -> np.ndarray:
         """Token rows -> [N, H], in batches of similar length (each padded to its own longest)."""
@@ -285,10 +338,13 @@ class StudentScorer(BatchScorer):
         pi = np.fromiter((p_row[p] for p in product_ids), dtype=np.int64, count=len(product_ids))
         entries = [self.pair_encoder.product(p) for p in distinct_products]
         features = np.asarray([e.features for e in entries], dtype=np.float32) if self.pair_encoder.features else None
+        signals = self.signals(distinct_queries, distinct_products, products, qi, pi)
         out = {name: np.zeros(len(qi), dtype=np.float64) for name in ("score", *self.tasks)}
         for start in range(0, len(qi), HEAD_CHUNK):
             q, p = qi[start : start + HEAD_CHUNK], pi[start : start + HEAD_CHUNK]
-            chunk = self.backend.head(query_vectors[q], product_vectors[p], None if features is None else features[p])
+            chunk = self.backend.head(query_vectors[q], product_vectors[p],
+                                      None if signals is None else signals[start : start + HEAD_CHUNK],
+                                      None if features is None else features[p])
             for name, values in chunk.items():
                 out[name][start : start + len(q)] = values
         out["truncated"] = np.asarray(query_cut, dtype=bool)[qi] | np.array([e.truncated for e in entries], dtype=bool)[pi]
@@ -319,7 +375,7 @@ def save_student(model: TwoTowerStudent, pair_encoder: PairEncoder, directory: s
     pair_encoder.tokenizer.save_pretrained(directory / "tokenizer")
     save_file(trained_weights(model), str(directory / "head.safetensors"))
     meta = {"format_version": FORMAT_VERSION, "kind": "two_tower", "head": model.head.config.to_dict(),
-            "adapter_size": model.adapter_size,
+            "adapter_size": model.adapter_size, "signals": list(SIGNAL_NAMES) if model.signals else [],
             "input_budget": pair_encoder.budget.to_dict(),
             "product_features": pair_encoder.features.to_dict() if pair_encoder.features else None}
     (directory / STUDENT_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -336,7 +392,10 @@ def load_student(directory: str | Path) -> tuple[TwoTowerStudent, PairEncoder]:
         raise ValueError(f"{directory / STUDENT_FILE}: format_version {meta.get('format_version')} != {FORMAT_VERSION}")
     query, product = (BertModel.from_pretrained(directory / f"{side}_encoder", add_pooling_layer=False,
                                                 use_safetensors=True) for side in SIDES)
-    model = TwoTowerStudent(query, product, HeadConfig.from_dict(meta["head"]), meta["adapter_size"])
+    if meta["signals"] and meta["signals"] != list(SIGNAL_NAMES):
+        raise ValueError(f"{directory / STUDENT_FILE}: trained on the pair signals {meta['signals']}, "
+                         f"this version computes {list(SIGNAL_NAMES)}")
+    model = TwoTowerStudent(query, product, HeadConfig.from_dict(meta["head"]), meta["adapter_size"], len(meta["signals"]))
     missing, unexpected = model.load_state_dict(load_file(str(directory / "head.safetensors")), strict=False)
     if unexpected or any(not k.startswith(ENCODERS) for k in missing):
         raise ValueError(f"{directory / 'head.safetensors'}: weights do not match student.json "

@@ -35,6 +35,7 @@ from prodrank.models.losses import ListwiseKL, LogitMSE, PointwiseBCE
 from prodrank.models.multitask import HeadOutput
 from prodrank.models.ranker import LoadedRanker, load_ranker
 from prodrank.models.runtime import export_onnx, load_scorer
+from prodrank.models.signals import ProductTerms, query_terms, signal_matrix
 from prodrank.models.student import (
     ENCODERS,
     INDEX_FILE,
@@ -157,23 +158,33 @@ class DistillObjective(torch.nn.Module):
 
 @dataclass
 class ProductVectors:
-    """The distillation products' vectors (the frozen product tower's) and features."""
+    """The distillation products' vectors (the frozen product tower's), features and word sets
+    (for the pair signals; None when the student reads none)."""
 
     vectors: torch.Tensor  # [P, H]
     features: torch.Tensor | None  # [P, 2F]
+    terms: list[ProductTerms] | None  # [P]
     row: dict[str, int]
 
     @classmethod
-    def encode(cls, scorer: StudentScorer, product_ids: list[str], batch_size: int) -> ProductVectors:
+    def encode(cls, scorer: StudentScorer, product_ids: list[str], products: dict, batch_size: int) -> ProductVectors:
         vectors = scorer.product_vectors(product_ids, batch_size)
         features = ([scorer.pair_encoder.product(p).features for p in product_ids] if scorer.pair_encoder.features
                     else None)
+        terms = [scorer.terms.get(p, products[p]) for p in product_ids] if scorer.terms is not None else None
         return cls(torch.from_numpy(vectors), None if features is None else torch.tensor(features, dtype=torch.float32),
-                   {p: i for i, p in enumerate(product_ids)})
+                   terms, {p: i for i, p in enumerate(product_ids)})
 
-    def rows(self, product_ids: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = torch.tensor([self.row[p] for p in product_ids])
-        return self.vectors[idx], None if self.features is None else self.features[idx]
+    def head_inputs(self, groups: list[DistillGroup]) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The groups' candidates, in order: vectors [B, H], signals [B, S], features [B, 2F]."""
+        rows = np.array([self.row[p] for g in groups for p in g.product_ids])
+        signals = None
+        if self.terms is not None:
+            query_index = np.repeat(np.arange(len(groups)), [len(g.product_ids) for g in groups])
+            signals = torch.from_numpy(signal_matrix([query_terms(g.query) for g in groups], self.terms,
+                                                     query_index, rows))
+        idx = torch.from_numpy(rows)
+        return self.vectors[idx], signals, None if self.features is None else self.features[idx]
 
 
 def student_step(student: TwoTowerStudent, pair_encoder: PairEncoder, products: ProductVectors,
@@ -184,8 +195,7 @@ def student_step(student: TwoTowerStudent, pair_encoder: PairEncoder, products: 
     ids, mask = pad_rows(rows, pair_encoder.tokenizer.pad_token_id)
     queries = student.embed(ids, mask, "query")
     index = torch.tensor([q for q, g in enumerate(groups) for _ in g.product_ids])
-    vectors, features = products.rows([p for g in groups for p in g.product_ids])
-    return student(queries[index], vectors, features)
+    return student(queries[index], *products.head_inputs(groups))
 
 
 def train_student(cfg: Config, teacher: LoadedRanker, data: TrainData, groups: list[DistillGroup], best_dir: Path
@@ -194,13 +204,13 @@ def train_student(cfg: Config, teacher: LoadedRanker, data: TrainData, groups: l
     ``best_dir``. Also returns the product vectors computed on the way (the frozen tower's, so
     valid for the saved student too)."""
     dcfg = cfg.distill
-    student, pair_encoder = build_student(teacher, dcfg.query_max_tokens, dcfg.product_adapter_size)
+    student, pair_encoder = build_student(teacher, dcfg.query_max_tokens, dcfg.product_adapter_size, dcfg.pair_signals)
     scorer = StudentScorer(TorchBackend(student), pair_encoder, student.tasks)
     product_ids = list(dict.fromkeys(p for g in groups for p in g.product_ids))
     pair_encoder.encode_products({p: data.products[p] for p in
                                   set(product_ids) | {p for g in data.valid_groups for p in g.product_ids}})
     objective = DistillObjective(student.tasks, dcfg)
-    products = ProductVectors.encode(scorer, product_ids, cfg.train.score_batch_size)
+    products = ProductVectors.encode(scorer, product_ids, data.products, cfg.train.score_batch_size)
     optimizer = torch.optim.AdamW([{"params": student.query_encoder.parameters(), "lr": dcfg.learning_rate},
                                    {"params": [p for name, p in student.named_parameters() if not name.startswith(ENCODERS)],
                                     "lr": dcfg.head_learning_rate}],
