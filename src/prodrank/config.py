@@ -117,7 +117,7 @@ class PretrainConfig(Section):
     learning_rate: float = Field(2e-5, gt=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     eval_texts: int = Field(512, ge=8)  # held-out texts for perplexity
-    eval_every: int = Field(50, ge=1)
+    eval_every: int = Field(100, ge=1)
     max_texts: int = Field(100_000, ge=10)
     # share of each batch drawn from "query [SEP] most-engaged product" train pairs (0 = none)
     pair_share: float = Field(0.0, ge=0, lt=1)
@@ -174,7 +174,7 @@ class TrainConfig(Section):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     grad_clip: float = Field(1.0, gt=0)
-    eval_every: int = Field(100, ge=1)
+    eval_every: int = Field(200, ge=1)
     # model selection includes the starting point (step 0): training never publishes a model that is
     # worse on validation than the one it started from (with the similarity prior: the bi-encoder)
     validate_at_start: bool = True
@@ -216,7 +216,7 @@ class DistillConfig(Section):
     hard_candidates: int = Field(4, ge=0)  # BM25 top products per query beyond the shown ones
     random_candidates: int = Field(2, ge=0)  # uniformly drawn catalogue products per query
     teacher_batch_size: int = Field(64, ge=1)
-    epochs: int = Field(12, ge=1)
+    epochs: int = Field(3, ge=1)
     queries_per_batch: int = Field(8, ge=1)
     learning_rate: float = Field(5e-5, gt=0)  # the encoder's
     head_learning_rate: float = Field(1e-3, gt=0)  # the head starts fresh
