@@ -216,6 +216,7 @@ class DistillConfig(Section):
     hard_candidates: int = Field(4, ge=0)  # BM25 top products per query beyond the shown ones
     random_candidates: int = Field(2, ge=0)  # uniformly drawn catalogue products per query
     teacher_batch_size: int = Field(64, ge=1)
+    teacher_int8: bool = False  # label with the teacher's encoder in dynamic int8 (faster; labels move slightly)
     epochs: int = Field(3, ge=1)
     queries_per_batch: int = Field(8, ge=1)
     learning_rate: float = Field(5e-5, gt=0)  # the encoder's

@@ -184,3 +184,27 @@ def test_the_student_reads_the_pair_signals_and_follows_a_changed_price(distille
         off, on = (backend.head(query, vectors, np.full((1, len(SIGNAL_NAMES)), v, dtype=np.float32), features)["score"]
                    for v in (0.0, 1.0))
         assert not np.allclose(off, on)
+
+
+def test_teacher_int8_labels_with_a_quantised_copy_and_the_student_starts_from_the_fp32_teacher(distilled, tmp_path):
+    cfg = distilled["cfg"].model_copy(update={"distill": distilled["cfg"].distill.model_copy(update={"teacher_int8": True})})
+    labellers: list[LoadedRanker] = []
+    original = distill_module.label_with_teacher
+
+    def recording(teacher, groups, extras, products, batch_size):
+        labellers.append(teacher)
+        return original(teacher, groups, extras, products, batch_size)
+
+    distill_module.label_with_teacher = recording
+    try:
+        distill_module.distill(cfg, distilled["prepared"], distilled["root"] / "ranker", tmp_path / "student",
+                               tmp_path / "distill.json")
+    finally:
+        distill_module.label_with_teacher = original
+    (labeller,) = labellers
+    assert labeller.quantized
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in labeller.model.encoder.modules())
+    # the student's query tower is a trainable fp32 copy of the teacher's encoder, never the quantised one
+    student = torch_student(tmp_path / "student").backend.model
+    assert all(p.dtype == torch.float32 for p in student.query_encoder.parameters())
+    assert not any("quantized" in type(m).__module__ for m in student.modules())

@@ -5,7 +5,7 @@
    first-stage retrieval would hand the re-ranker) and ``random_candidates`` drawn uniformly.
    They cost nothing but teacher time to label. Validation and test queries are never used.
 2. **Teacher labels.** The teacher scores every pair once: per-task probabilities, kept as
-   log-odds.
+   log-odds. ``teacher_int8`` labels with a dynamically quantised copy of its encoder.
 3. **Student.** The two-tower student (``models/student.py``), trained on whole query lists:
    per-task log-odds MSE plus a listwise KL per task (``models/losses.py``), optionally the
    logged labels of the shown pairs. The product tower is frozen, so every product is
@@ -34,7 +34,7 @@ from prodrank.models.encoder import PairEncoder, pad_rows
 from prodrank.models.losses import ListwiseKL, LogitMSE, PointwiseBCE
 from prodrank.models.multitask import HeadOutput
 from prodrank.models.ranker import LoadedRanker, load_ranker
-from prodrank.models.runtime import export_onnx, load_scorer
+from prodrank.models.runtime import export_onnx, load_scorer, quantize_encoder
 from prodrank.models.signals import ProductTerms, query_terms, signal_matrix
 from prodrank.models.student import (
     ENCODERS,
@@ -277,7 +277,9 @@ def distill(cfg: Config, prepared_dir: str | Path, teacher_dir: str | Path, out_
         keep = np.sort(np.random.default_rng([cfg.seed, 3]).choice(len(train_groups), dcfg.max_queries, replace=False))
         train_groups = [train_groups[i] for i in keep]
     extras = extra_candidates(train_groups, data.catalog, dcfg, cfg.seed)
-    groups = label_with_teacher(teacher, train_groups, extras, data.products, dcfg.teacher_batch_size)
+    # a quantised copy labels; the student's towers start from the fp32 teacher's encoder
+    labeller = quantize_encoder(teacher) if dcfg.teacher_int8 else teacher
+    groups = label_with_teacher(labeller, train_groups, extras, data.products, dcfg.teacher_batch_size)
     labelled = time.perf_counter()
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
