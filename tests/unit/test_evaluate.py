@@ -6,8 +6,12 @@ import pytest
 
 from prodrank.config import resolve
 from prodrank.data.schema import SPLITS
-from prodrank.evaluation.evaluate import (compute_metrics, evaluation_targets, other_splits,
-                                         paired_randomisation_test)
+from prodrank.evaluation.evaluate import (
+    compute_metrics,
+    evaluation_targets,
+    other_splits,
+    paired_randomisation_test,
+)
 from prodrank.evaluation.report import claims, render
 from prodrank.evaluation.targets import GRADED, MODEL, ORACLE
 from tests.conftest import make_prepared
