@@ -307,8 +307,7 @@ def other_splits(prepared_dir: Path, split: str, evaluated: set) -> pd.DataFrame
     """The pairs of the splits before ``split`` (train, and valid when ``split`` is test), less
     the queries evaluated, with a ``split`` column: the rest of the drift reference
     (:func:`evaluate_pairs`). Evaluating on validation never reads the test split."""
-    names = SPLITS[:SPLITS.index(split)] if split in SPLITS else SPLITS[:-1]
-    frames = [load_eval_pairs(prepared_dir, name)[0].assign(split=name) for name in names]
+    frames = [load_eval_pairs(prepared_dir, name)[0].assign(split=name) for name in SPLITS[:SPLITS.index(split)]]
     pairs = pd.concat(frames, ignore_index=True).drop_duplicates(["query_id", "product_id"])
     return pairs[~pairs["query_id"].isin(evaluated)].reset_index(drop=True)
 
